@@ -1,0 +1,98 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True`` (loading never runs code)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "CHECKPOINT_FORMAT",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+]
+
+CHECKPOINT_FORMAT = "shortcut-mini/checkpoint-v1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, or belongs to another model."""
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` (tensors, numbers, strings, lists, dicts only) to ``path`` atomically."""
+    _atomic(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: train a run into that folder first")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt file, or an object that is not plain data
+        raise CheckpointError(f"could not read checkpoint {path}: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a shortcut-mini checkpoint (format {state.get('format')!r}, "
+            f"expected {CHECKPOINT_FORMAT!r})"
+        )
+    return state
+
+
+def load_weights(model: nn.Module, state_dict: dict, what: str = "checkpoint") -> None:
+    """Load a state dict, turning a shape or key mismatch into a clear :class:`CheckpointError`."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            [f"missing keys {missing[:3]}"] * bool(missing)
+            + [f"unexpected keys {unexpected[:3]}"] * bool(unexpected)
+            + [f"shape mismatch {wrong[:3]}"] * bool(wrong)
+        )
+        raise CheckpointError(
+            f"the {what} was saved from a different model than the one being loaded ({detail}). "
+            "Build the model with the checkpoint's own config (shortcut_mini.load_run does)."
+        )
+    model.load_state_dict(state_dict)

@@ -1,0 +1,54 @@
+"""Multi-process training under ``torchrun`` (DistributedDataParallel).
+
+The global batch and every hyperparameter stay those of one process: each of ``W`` ranks takes
+its slice of the global batch, and draws noise, t and levels from a rank-offset seed. Only rank 0
+writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "init_distributed", "shutdown_distributed"]
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialized_here: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> DistInfo:
+    """Join the process group ``torchrun`` describes in the environment (no-op when absent)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    initialized_here = False
+    if not dist.is_initialized():
+        use_cuda = device_name != "cpu" and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        initialized_here = True
+    return DistInfo(rank, world, local, initialized_here)
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    if info.enabled and info.initialized_here and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

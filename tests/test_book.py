@@ -1,0 +1,210 @@
+"""Tests of the book's tooling: scripts/sync_notebooks.py and shortcut_mini.notebook (fast, CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shortcut_mini import notebook as nbh
+
+ROOT = Path(__file__).resolve().parent.parent
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _load_sync():
+    spec = importlib.util.spec_from_file_location(
+        "sync_notebooks", ROOT / "scripts/sync_notebooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sync_notebooks"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sync = _load_sync()
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A tiny book: the real _config.yml and template copied as one chapter, in sync."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "notebooks").mkdir()
+    chapter = tmp_path / "notebooks" / "01_demo.ipynb"
+    shutil.copy(ROOT / "notebooks" / "_template.ipynb", chapter)
+    assert sync.main(["--strip"], root=tmp_path) == 0
+    return tmp_path, chapter
+
+
+def _read(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write(path, nb):
+    path.write_text(sync.dumps(nb), encoding="utf-8")
+
+
+def test_repository_chapters_are_in_sync():
+    assert sync.main(["--check"], root=ROOT) == 0
+
+
+def test_template_has_the_chapter_skeleton():
+    cfg = sync.read_config(ROOT)
+    nb = _read(ROOT / "notebooks" / "_template.ipynb")
+    assert (
+        sync.check_notebook(nb, sync.header_cells(cfg, "notebooks/_template.ipynb", "main")) == []
+    )
+    assert nb["cells"][2]["cell_type"] == "markdown" and "Learning goal" in "".join(
+        nb["cells"][2]["source"]
+    )
+
+
+def test_header_uses_the_one_repository_url(book):
+    root, chapter = book
+    cfg = sync.read_config(root)
+    badge, install = _read(chapter)["cells"][:2]
+    badge_src, install_src = "".join(badge["source"]), "".join(install["source"])
+    assert f"github/{cfg['owner']}/{cfg['repo']}/blob/{cfg['branch']}/notebooks/01_demo.ipynb" in (
+        badge_src
+    )
+    assert f"git+{cfg['url']}@{cfg['branch']}" in install_src
+    assert 'if "google.colab" in sys.modules:' in install_src
+
+
+def test_check_passes_when_in_sync(book):
+    root, _ = book
+    assert sync.main(["--check"], root=root) == 0
+
+
+def test_check_detects_edited_header(book, capsys):
+    root, chapter = book
+    nb = _read(chapter)
+    nb["cells"][1]["source"] = ["print('hand edit')\n"]
+    _write(chapter, nb)
+    assert sync.main(["--check"], root=root) == 1
+    assert "cell 2 (install) is out of sync" in capsys.readouterr().err
+    assert sync.main([], root=root) == 0  # repair
+    assert sync.main(["--check"], root=root) == 0
+
+
+def test_check_detects_url_change_in_config(book):
+    root, _ = book
+    cfg = root / "_config.yml"
+    cfg.write_text(cfg.read_text().replace("shortcut-mini/shortcut-mini", "someone/fork"))
+    assert sync.main(["--check"], root=root) == 1
+    assert sync.main([], root=root) == 0
+    assert "someone/fork" in (root / "notebooks/01_demo.ipynb").read_text()
+
+
+def test_check_fails_on_outputs_and_strip_removes_them(book, capsys):
+    root, chapter = book
+    nb = _read(chapter)
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code" and c["id"] != "colab-install")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]}]
+    code["execution_count"] = 3
+    _write(chapter, nb)
+    assert sync.main(["--check"], root=root) == 1
+    err = capsys.readouterr().err
+    assert "hold outputs" in err and "execution counts" in err
+    assert sync.main(["--strip"], root=root) == 0
+    assert sync.main(["--check"], root=root) == 0
+    assert all(not c.get("outputs") for c in _read(chapter)["cells"] if c["cell_type"] == "code")
+
+
+def test_check_requires_parameters_and_run_record(book, capsys):
+    root, chapter = book
+    nb = _read(chapter)
+    nb["cells"] = [c for c in nb["cells"] if "parameters" not in c["metadata"].get("tags", [])]
+    nb["cells"] = [c for c in nb["cells"] if "run_record(" not in "".join(c["source"])]
+    _write(chapter, nb)
+    assert sync.main(["--check"], root=root) == 1
+    err = capsys.readouterr().err
+    assert "tagged 'parameters'" in err and "run_record" in err
+
+
+def test_commit_stamp(book):
+    root, chapter = book
+    assert sync.main(["--commit", SHA], root=root) == 0
+    text = chapter.read_text()
+    assert f"@{SHA}" in text
+    assert sync.main(["--check"], root=root) == 1  # committed form uses the branch
+    assert sync.main(["--check", "--commit", SHA], root=root) == 0
+    assert sync.main([], root=root) == 0  # back to the branch
+    assert SHA not in chapter.read_text()
+
+
+def test_sync_inserts_header_into_a_bare_notebook(book):
+    root, chapter = book
+    nb = _read(chapter)
+    nb["cells"] = nb["cells"][2:]
+    _write(chapter, nb)
+    assert sync.main([], root=root) == 0
+    cells = _read(chapter)["cells"]
+    assert [c["id"] for c in cells[:2]] == ["colab-badge", "colab-install"]
+    assert len(cells) == len(nb["cells"]) + 2
+
+
+def test_bad_repository_url_is_a_clear_error(book, capsys):
+    root, _ = book
+    cfg = root / "_config.yml"
+    cfg.write_text(cfg.read_text().replace("https://github.com/", "ftp://example.invalid/"))
+    assert sync.main(["--check"], root=root) == 2
+    assert "repository.url" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- shortcut_mini.notebook
+
+
+@pytest.mark.parametrize("value", ["ci", "cpu", "gpu", " GPU "])
+def test_get_profile_reads_env(monkeypatch, value):
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", value)
+    assert nbh.get_profile() == value.strip().lower()
+
+
+def test_get_profile_default(monkeypatch):
+    monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
+    assert nbh.get_profile() == "cpu"
+    assert nbh.get_profile(default="ci") == "ci"
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "")
+    assert nbh.get_profile() == "cpu"
+
+
+def test_get_profile_rejects_unknown(monkeypatch):
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="ci, cpu, gpu"):
+        nbh.get_profile()
+
+
+def test_run_record(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setenv("SHORTCUT_MINI_COMMIT", SHA)
+    record = nbh.run_record(time.time() - 2.0, "ci")
+    assert record["profile"] == "ci"
+    assert record["commit"] == SHA
+    assert record["torch"] == torch.__version__
+    assert record["device"] == (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    )
+    assert 2.0 <= record["wall_time_s"] < 60
+    out = capsys.readouterr().out
+    assert out.startswith("run record") and SHA in out and "wall_time_s" in out
+
+
+def test_git_commit_fallbacks(monkeypatch, tmp_path):
+    monkeypatch.delenv("SHORTCUT_MINI_COMMIT", raising=False)
+    assert nbh.git_commit(cwd=tmp_path) == "unknown"  # not a git checkout
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git binary at all
+    assert nbh.git_commit() == "unknown"
+
+
+def test_in_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert nbh.in_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    assert nbh.in_colab() is True
