@@ -15,7 +15,7 @@ __all__ = ["train", "sample", "load_run", "Run"]
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Load a run folder (or its ``checkpoint.pt``) written by :func:`train`.
+    """Load a run folder (or its ``checkpoint.pt``) written by :func:`~shortcut_mini.train.train`.
 
     The model is rebuilt from the checkpoint's own config; loading never executes code
     (``torch.load(weights_only=True)``).

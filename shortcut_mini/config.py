@@ -1,17 +1,19 @@
 """``TrainConfig``: every setting of a training run, validated, with clear errors.
 
-Accepted names (``shortcut_mini.names()`` prints this table):
+Accepted names (``shortcut_mini.names()`` prints them):
 
-| field    | accepted values |
-|----------|-----------------|
-| ``data`` | 2D toys ``checkerboard``, ``moons``, ``8gaussians``, ``spirals`` (and the other names of ``shortcut_mini.data.DATASETS``); images ``digits``, ``mnist``, ``fashion_mnist``, ``cifar10``, ``celeba64``, ``image_folder:PATH`` |
-| ``method`` | ``flow_matching``, ``shortcut`` |
-| ``model`` | ``mlp``, ``mlp-small`` (2D); ``dit-tiny``, ``dit-mini``, ``dit-s``, ``dit-b``, ``dit-xl`` (images) |
-| ``device`` | ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` |
-| ``precision`` | ``auto`` (bf16 on GPUs that support it, fp16 with loss scaling on older GPUs, fp32 on CPU), ``fp32``, ``bf16``, ``fp16`` |
-| ``target_weights`` | ``online``, ``ema`` |
-| ``t_sampling`` | ``grid``, ``uniform`` |
-| ``level_embedding`` | ``learned``, ``sin_level``, ``sin_d`` |
+- ``data``: 2D toys ``checkerboard``, ``moons``, ``8gaussians``, ``spirals`` (and the other
+  names of ``shortcut_mini.data.DATASETS``); images ``digits``, ``mnist``, ``fashion_mnist``,
+  ``cifar10``, ``celeba64``, ``image_folder:PATH``
+- ``method``: ``flow_matching``, ``shortcut``
+- ``model``: ``mlp``, ``mlp-small`` (2D); ``dit-tiny``, ``dit-mini``, ``dit-s``, ``dit-b``,
+  ``dit-xl`` (images)
+- ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``
+- ``precision``: ``auto`` (bf16 on GPUs that support it, fp16 with loss scaling on older GPUs,
+  fp32 on CPU), ``fp32``, ``bf16``, ``fp16``
+- ``target_weights``: ``online``, ``ema``
+- ``t_sampling``: ``grid``, ``uniform``
+- ``level_embedding``: ``learned``, ``sin_level``, ``sin_d``
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the field and how to fix it."""
 
 
+def _toy_names() -> list[str]:
+    from .data import TOY2D
+
+    return list(TOY2D)
+
+
 def _data_names() -> list[str]:
     from .data import DATASETS
 
@@ -61,7 +69,7 @@ class TrainConfig:
     """Settings of one training run (defaults follow DESIGN.md section 2 and the paper).
 
     Attributes:
-        data: dataset name (see the module table).
+        data: dataset name (see the module docstring).
         method: ``"shortcut"`` (paper Eq. 5) or ``"flow_matching"``.
         model: model preset name.
         steps: total optimizer steps.
@@ -69,19 +77,32 @@ class TrainConfig:
         seed: seeds model init, data order, noise, t and levels; a CPU run repeats exactly.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         out_dir: where checkpoints and logs go (None: keep in memory only).
-        lr, weight_decay, betas: AdamW, constant learning rate, no gradient clipping.
-        ema_decay, ema_warmup: EMA of the weights, decay ``min(ema_decay, (1+s)/(10+s))`` with
-            warm-up.
-        M: base steps (power of two); bootstrap_fraction: k; t_sampling; target_weights; clip:
-            the shortcut objective's switches (``objectives.Shortcut``).
-        class_conditional: condition on labels (with class_dropout for CFG, and guided
-            self-consistency targets when guidance_scale > 0).
+        lr: AdamW learning rate (constant; no gradient clipping).
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        ema_decay: EMA of the weights, decay ``min(ema_decay, (1+s)/(10+s))`` with warm-up.
+        ema_warmup: use the EMA warm-up above (else a constant ``ema_decay``).
+        M: base steps (power of two), the finest step size ``1/M``.
+        bootstrap_fraction: k, the fraction of the batch given self-consistency targets.
+        t_sampling: how ``t`` is drawn (see ``objectives.Shortcut``).
+        target_weights: which weights compute the self-consistency targets.
+        clip: clamp bound used in the self-consistency targets (None: off; see
+            ``objectives.Shortcut``).
+        class_conditional: condition on labels.
+        class_dropout: probability of the null label during training (for CFG).
+        guidance_scale: guided self-consistency targets when > 0.
         level_embedding: how the step-size level enters the network.
         model_overrides: fields replacing the model preset's (e.g. ``{"depth": 2}``).
-        data_root, image_size, n_data: where data lives, resize, number of examples (2D toys:
-            number of points drawn; images: a seeded subset).
-        precision, compile: mixed precision and ``torch.compile``.
-        log_every, ckpt_every: metrics-log and checkpoint intervals in steps (0: only at the end).
+        data_root: where downloaded datasets live.
+        image_size: resize images to this size.
+        n_data: number of examples (2D toys: number of points drawn; images: a seeded subset).
+        latent_vae: train in the latent space of this VAE (a diffusers ``AutoencoderKL`` Hub id,
+            e.g. ``"stabilityai/sd-vae-ft-ema"``, or a local folder): the images of ``data`` are
+            encoded once, cached, and trained on as latents (``data.latents``); None: pixels.
+        precision: mixed precision (``auto``, ``fp32``, ``bf16``, ``fp16``).
+        compile: wrap the model in ``torch.compile``.
+        log_every: metrics-log interval in steps (0: only at the end).
+        ckpt_every: checkpoint interval in steps (0: only at the end).
         overwrite: start afresh even if ``out_dir`` holds a run with another config.
         progress: show a tqdm progress bar.
     """
@@ -112,6 +133,7 @@ class TrainConfig:
     data_root: str | None = None
     image_size: int | None = None
     n_data: int | None = None
+    latent_vae: str | None = None
     precision: str = "auto"
     compile: bool = False
     log_every: int = 50
@@ -135,6 +157,8 @@ class TrainConfig:
                 f"unknown dataset {self.data!r}; valid names: {_data_names()} or "
                 "'image_folder:PATH'",
             )
+        if self.latent_vae is not None and self.data in _toy_names():
+            bad("latent_vae", f"needs an image dataset, not the 2D toy {self.data!r}")
         if self.method not in OBJECTIVES:
             bad("method", f"unknown method {self.method!r}; valid names: {sorted(OBJECTIVES)}")
         if self.model not in MODEL_PRESETS:

@@ -14,24 +14,347 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "settings"]
+__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "RESERVED_PRESETS", "settings"]
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
 
 # Each chapter: {profile: {setting: value}}. Keep ci tiny (whole chapter < 1 minute on 2 CPU
 # cores) and cpu modest (the whole book < 30 minutes on 2 CPU cores).
 PROFILES: dict[str, dict[str, dict]] = {
-    "01_flow_matching_2d": {"ci": {}, "cpu": {}, "gpu": {}},
-    "02_why_few_steps_fail": {"ci": {}, "cpu": {}, "gpu": {}},
-    "03_shortcut_models": {"ci": {}, "cpu": {}, "gpu": {}},
+    "01_flow_matching_2d": {
+        # toy data, MLP preset, training steps/batch/lr, eval and plot sizes, and the bounds the
+        # chapter asserts (SWD of many-step samples; fraction of samples on the board's squares)
+        "ci": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=400,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=1024,
+            n_traj=48,
+            sample_steps=128,
+            quiver_grid=15,
+            swd_max=0.5,
+            on_board_min=0.6,
+        ),
+        "cpu": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=3000,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=4096,
+            n_traj=64,
+            sample_steps=128,
+            quiver_grid=21,
+            swd_max=0.12,
+            on_board_min=0.85,
+        ),
+        "gpu": dict(
+            data="checkerboard",
+            model="mlp",
+            steps=20000,
+            batch_size=1024,
+            lr=1e-3,
+            n_data=100000,
+            n_eval=4096,
+            n_traj=64,
+            sample_steps=128,
+            quiver_grid=21,
+            swd_max=0.08,
+            on_board_min=0.9,
+        ),
+    },
+    "02_why_few_steps_fail": {
+        # 2D part (flow matching on a toy), the exact-velocity demo (n_exact samples against
+        # n_exact_ref data points) and the image part (flow-matching DiT on 8x8 digits)
+        "ci": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=400,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=1024,
+            n_traj=32,
+            n_exact=512,
+            n_exact_ref=512,
+            img_model="dit-tiny",
+            img_steps=150,
+            img_batch=32,
+            img_lr=1e-3,
+            n_img=64,
+            collapse_max=0.6,
+            img_collapse_max=0.8,
+        ),
+        "cpu": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=3000,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=4096,
+            n_traj=48,
+            n_exact=2048,
+            n_exact_ref=2000,
+            img_model="dit-tiny",
+            img_steps=1500,
+            img_batch=64,
+            img_lr=1e-3,
+            n_img=256,
+            collapse_max=0.35,
+            img_collapse_max=0.6,
+        ),
+        "gpu": dict(
+            data="checkerboard",
+            model="mlp",
+            steps=20000,
+            batch_size=1024,
+            lr=1e-3,
+            n_data=100000,
+            n_eval=4096,
+            n_traj=48,
+            n_exact=4096,
+            n_exact_ref=4096,
+            img_model="dit-tiny",
+            img_steps=10000,
+            img_batch=256,
+            img_lr=1e-3,
+            n_img=1024,
+            collapse_max=0.3,
+            img_collapse_max=0.5,
+        ),
+    },
+    "03_shortcut_models": {
+        # flow matching and shortcut trained with the same budget; bounds the chapter asserts:
+        # shortcut's 1-step SWD < ratio_max * flow matching's, and its 1-step vs 128-step
+        # endpoints (same noise) closer than consistency_max * flow matching's
+        "ci": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=600,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=1024,
+            n_show=1024,
+            ratio_max=0.8,
+            consistency_max=0.9,
+        ),
+        "cpu": dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=3000,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=4096,
+            n_show=2048,
+            ratio_max=0.25,
+            consistency_max=0.5,
+        ),
+        "gpu": dict(
+            data="checkerboard",
+            model="mlp",
+            steps=20000,
+            batch_size=1024,
+            lr=1e-3,
+            n_data=100000,
+            n_eval=4096,
+            n_show=4096,
+            ratio_max=0.2,
+            consistency_max=0.4,
+        ),
+    },
     "04_inside_the_dit": {"ci": {}, "cpu": {}, "gpu": {}},
     "05_shortcut_on_images": {"ci": {}, "cpu": {}, "gpu": {}},
     "06_design_choices": {"ci": {}, "cpu": {}, "gpu": {}},
     "07_reproducing_the_paper": {"ci": {}, "cpu": {}, "gpu": {}},
 }
 
-# Reproduction presets: {name: {...}}; filled by shortcut_mini.reproduce.
-PRESETS: dict[str, dict] = {}
+# Reproduction presets (``shortcut-mini reproduce PRESET``; see shortcut_mini/reproduce/presets.py).
+# Each: ``config`` (TrainConfig fields shared by every run; ``method`` and ``seed`` are set per run),
+# ``methods``, ``seeds``, ``eval`` (the step-budget sweep: metric, n samples, step budgets, sampling
+# seeds, reference split), ``grid`` (sample-grid budgets), ``description`` and ``cost`` (what one
+# run costs, quoted only from measurements, with their source).
+_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_MINI = dict(
+    model="dit-mini",  # hidden 256, depth 6, 4 heads, patch 2
+    steps=8_000,
+    batch_size=256,
+    # 3e-4, not the paper's 1e-4: a run here is ~1/50 of the paper's 400k steps, and a 6M-parameter
+    # DiT with adaLN-Zero trains stably at 3e-4 (lower it with --set lr=1e-4 to match the paper).
+    lr=3e-4,
+    class_conditional=False,  # as the paper's CelebA-HQ Table 1 (unconditional)
+    target_weights="online",  # DESIGN.md section 2: EMA targets do not propagate in short runs
+    compile=True,
+    ckpt_every=1_000,
+    log_every=100,
+    progress=False,
+)
+_MINI_COST = (
+    "8,000 steps x 256 = 2.05M images; measured DiT w256 d6 on 1x28x28 (H200, bf16, batch 256, "
+    "shortcut step): 12,571 img/s compiled, 7,473 eager (DESIGN.md section 7): about 2.7 min "
+    "compiled (4.6 min eager) per run on an H200, plus compilation and evaluation."
+)
+PRESETS: dict[str, dict] = {
+    "smoke": dict(
+        description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
+        config=dict(
+            data="digits",
+            model="dit-tiny",
+            model_overrides={"depth": 1},  # a pipeline check, not a quality one
+            steps=10,
+            batch_size=32,
+            lr=1e-3,
+            device="cpu",
+            precision="fp32",
+            ckpt_every=5,
+            log_every=5,
+            progress=False,
+        ),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0,),
+        eval=dict(metric="classifier", n=64, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=8, steps=(1, 4, 128)),
+        cost="seconds on a laptop CPU",
+    ),
+    "fashion_mnist": dict(
+        description="mini-scale reproduction on Fashion-MNIST 28x28, FD (classifier), one GPU",
+        config=dict(data="fashion_mnist", **_MINI),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0, 1),
+        eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=_MINI_COST,
+    ),
+    "mnist": dict(
+        description="mini-scale reproduction on MNIST 28x28, FD (classifier), one GPU",
+        config=dict(data="mnist", **_MINI),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0, 1),
+        eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=_MINI_COST,
+    ),
+    "cifar10": dict(
+        description="pixel-space CIFAR-10 32x32, DiT-S/2, Inception FID-10k (needs internet)",
+        config=dict(
+            data="cifar10",
+            model="dit-s",
+            steps=100_000,
+            batch_size=256,
+            lr=1e-4,
+            class_conditional=False,
+            target_weights="online",
+            compile=True,
+            ckpt_every=5_000,
+            log_every=500,
+            progress=False,
+        ),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0, 1),
+        eval=dict(metric="inception", n=10_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=(
+            "100,000 steps x 256 = 25.6M images; measured DiT-S/2 on 3x32x32 (H200, bf16): "
+            "5,806 img/s compiled (DESIGN.md section 7): about 74 min per run on an H200, "
+            "plus evaluation."
+        ),
+    ),
+    "celeba64": dict(
+        description="pixel-space CelebA 64x64, DiT-S with patch 4, Inception FID-10k (needs internet)",
+        config=dict(
+            data="celeba64",
+            model="dit-s",
+            model_overrides={"patch": 4},  # 256 tokens, as DiT-S/2 on 32x32
+            steps=100_000,
+            batch_size=256,
+            lr=1e-4,
+            class_conditional=False,
+            target_weights="online",
+            compile=True,
+            ckpt_every=5_000,
+            log_every=500,
+            progress=False,
+        ),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0,),
+        eval=dict(metric="inception", n=10_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost="not measured here (no CelebA on these machines); 25.6M images per run",
+    ),
+    # The paper's scale (DESIGN.md section 3): DiT-B/2 on 4x32x32 latents of the SD VAE, encoded
+    # once and cached (shortcut_mini.data.latents). The images are the user's:
+    # --set data=image_folder:PATH (256x256 after center crop; class subfolders for ImageNet).
+    "celebahq256": dict(
+        description=(
+            "paper scale: CelebA-HQ 256x256 in SD-VAE latent space (4x32x32), DiT-B/2, batch 64, "
+            "400k steps, Inception FID-50k on decoded samples (your image folder; needs diffusers "
+            "and the VAE weights)"
+        ),
+        config=dict(
+            data="image_folder:data/celeba_hq_256",  # replace: --set data=image_folder:PATH
+            latent_vae="stabilityai/sd-vae-ft-ema",
+            image_size=256,
+            model="dit-b",
+            steps=400_000,
+            batch_size=64,
+            lr=1e-4,
+            class_conditional=False,
+            target_weights="ema",  # as the official code, at the paper's length (DESIGN.md sec. 2)
+            compile=True,
+            ckpt_every=10_000,
+            log_every=1_000,
+            progress=False,
+        ),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0,),
+        eval=dict(metric="inception", n=50_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=(
+            "400,000 steps x 64 = 25.6M latents; measured DiT-B/2 on 4x32x32 (H200, bf16, batch "
+            "256): 2,318 img/s compiled (DESIGN.md section 7): about 3.1 h per run on an H200 at "
+            "that throughput (batch 64 runs slower), plus encoding the 30k images once and FID-50k."
+        ),
+    ),
+    "imagenet256": dict(
+        description=(
+            "paper scale: ImageNet 256x256 class-conditional in SD-VAE latent space, DiT-B/2, "
+            "batch 256, 800k steps, Inception FID-50k on decoded samples (your image folder with "
+            "one subfolder per class; needs diffusers and the VAE weights)"
+        ),
+        config=dict(
+            data="image_folder:data/imagenet/train",  # replace: --set data=image_folder:PATH
+            latent_vae="stabilityai/sd-vae-ft-ema",
+            image_size=256,
+            model="dit-b",
+            steps=800_000,
+            batch_size=256,
+            lr=1e-4,
+            class_conditional=True,
+            class_dropout=0.1,
+            target_weights="ema",
+            compile=True,
+            ckpt_every=10_000,
+            log_every=1_000,
+            progress=False,
+        ),
+        methods=("flow_matching", "shortcut"),
+        seeds=(0,),
+        eval=dict(metric="inception", n=50_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=(
+            "800,000 steps x 256 = 204.8M latents: about 25 h per run on one H200 at 2,318 img/s "
+            "(DESIGN.md section 7), or torchrun over several GPUs; plus encoding 1.28M images once "
+            "(latents cached as float16, about 10.5 GB) and FID-50k."
+        ),
+    ),
+}
+RESERVED_PRESETS = ("celebahq256", "imagenet256")
 
 
 def settings(chapter: str, profile: str) -> SimpleNamespace:

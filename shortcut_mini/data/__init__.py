@@ -1,7 +1,7 @@
 """Datasets for shortcut-mini: 2D toys, sklearn digits, torchvision image sets, image folders.
 
 Everything is loaded into memory as an :class:`ArrayDataset` (images as ``uint8 [N, C, H, W]``,
-mapped to ``[-1, 1]`` per batch). See :data:`DATASETS` for every accepted name.
+mapped to ``[-1, 1]`` per batch). See ``DATASETS`` for every accepted name.
 """
 
 from .array_dataset import ArrayDataset

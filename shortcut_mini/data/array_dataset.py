@@ -2,7 +2,9 @@
 
 Images are stored as ``uint8`` tensors ``[N, C, H, W]`` (grayscale has ``C = 1``) and are mapped
 to floats in ``[-1, 1]`` only when a batch is drawn, which keeps even 60k-image datasets small
-enough to live on the GPU. 2D toy points are stored as ``float32 [N, 2]`` and returned as-is.
+enough to live on the GPU. 2D toy points are stored as ``float32 [N, 2]`` and returned as-is;
+VAE latents (kind ``"latent"``, see ``data.latents``) as float ``[N, C, H, W]``, returned as
+float32 as-is.
 In the paper's notation a batch is a draw of data samples ``x1`` (t = 1 is data, t = 0 noise).
 """
 
@@ -21,7 +23,7 @@ class ArrayDataset:
         x: ``uint8 [N, C, H, W]`` for images, ``float32 [N, 2]`` for points.
         y: ``long [N]`` class labels (zeros when unlabeled).
         num_classes: number of classes, ``0`` for unlabeled data and toys.
-        kind: ``"image"`` or ``"points"``.
+        kind: ``"image"``, ``"points"`` or ``"latent"`` (float ``[N, C, H, W]`` VAE latents).
         name: the name the dataset was loaded under.
     """
 
@@ -32,8 +34,12 @@ class ArrayDataset:
     name: str
 
     def __post_init__(self) -> None:
-        if self.kind not in ("image", "points"):
-            raise ValueError(f"kind must be 'image' or 'points', got {self.kind!r}")
+        if self.kind not in ("image", "points", "latent"):
+            raise ValueError(f"kind must be 'image', 'points' or 'latent', got {self.kind!r}")
+        if self.kind == "latent" and (not self.x.is_floating_point() or self.x.ndim != 4):
+            raise ValueError(
+                f"latent data must be float [N, C, H, W], got {self.x.dtype} {tuple(self.x.shape)}"
+            )
         if self.kind == "image" and (self.x.dtype != torch.uint8 or self.x.ndim != 4):
             raise ValueError(
                 f"image data must be uint8 [N, C, H, W], got {self.x.dtype} {tuple(self.x.shape)}"
@@ -66,6 +72,8 @@ class ArrayDataset:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if self.kind == "image":
             x = x.float().div_(127.5).sub_(1.0)
+        elif self.kind == "latent":
+            x = x.float()  # stored as float16 to halve the memory
         return x, y
 
     def to(self, device: torch.device | str) -> ArrayDataset:

@@ -1,4 +1,4 @@
-"""Name -> dataset: the single entry point :func:`load_dataset` and the :data:`DATASETS` table."""
+"""Name -> dataset: the single entry point :func:`load_dataset` and the ``DATASETS`` table."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def load_dataset(
     seed: int = 0,
     download: bool = True,
 ) -> ArrayDataset:
-    """Load dataset ``name`` (a key of :data:`DATASETS`) fully into memory.
+    """Load dataset ``name`` (a key of ``DATASETS``) fully into memory.
 
     Args:
         name: a toy name, ``digits``, ``mnist``, ``fashion_mnist``, ``cifar10``, ``celeba64`` or
@@ -71,7 +71,7 @@ def load_dataset(
             ``image_folder``, which has no split).
         image_size: resize images to ``image_size`` x ``image_size`` (bilinear); required for
             ``image_folder``, not allowed for toys.
-        n: toys: number of points (default :data:`TOY_DEFAULT_N`); images: keep a seeded random
+        n: toys: number of points (default ``TOY_DEFAULT_N``); images: keep a seeded random
             subset of ``n`` examples (``None`` keeps all).
         seed: seed of the toy points and of the ``n``-subset.
         download: let torchvision download missing datasets.

@@ -1,14 +1,16 @@
 """Velocity networks ``s_theta(x, t, level, y)`` and their named presets.
 
-| preset     | network | hidden | depth | heads | patch | meant for                                  |
-|------------|---------|--------|-------|-------|-------|--------------------------------------------|
-| ``mlp``    | MLP     | 256    | 4     |       |       | 2D toys (CPU, seconds)                     |
-| ``mlp-small`` | MLP  | 128    | 3     |       |       | 2D toys in the tests' tiny setting         |
-| ``dit-tiny`` | DiT   | 64     | 4     | 4     | 2     | 8x8 / 16x16 digits on a laptop CPU         |
-| ``dit-mini`` | DiT   | 256    | 6     | 4     | 2     | 28x28 (Fashion-)MNIST on one GPU, minutes  |
-| ``dit-s``  | DiT     | 384    | 12    | 6     | 2     | the paper's DiT-S shape                    |
-| ``dit-b``  | DiT     | 768    | 12    | 12    | 2     | the paper's DiT-B shape (CelebA-HQ, ImageNet) |
-| ``dit-xl`` | DiT     | 1152   | 28    | 16    | 2     | the paper's DiT-XL shape                   |
+=============  =======  ======  =====  =====  =====  ==============================================
+preset         network  hidden  depth  heads  patch  meant for
+=============  =======  ======  =====  =====  =====  ==============================================
+``mlp``        MLP      256     4                    2D toys (CPU, seconds)
+``mlp-small``  MLP      128     3                    2D toys in the tests' tiny setting
+``dit-tiny``   DiT      64      4      4      2      8x8 / 16x16 digits on a laptop CPU
+``dit-mini``   DiT      256     6      4      2      28x28 (Fashion-)MNIST on one GPU, minutes
+``dit-s``      DiT      384     12     6      2      the paper's DiT-S shape
+``dit-b``      DiT      768     12     12     2      the paper's DiT-B shape (CelebA-HQ, ImageNet)
+``dit-xl``     DiT      1152    28     16     2      the paper's DiT-XL shape
+=============  =======  ======  =====  =====  =====  ==============================================
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Training objectives. Each turns a batch into inputs, targets and a loss; see ``base``.
 
-| name            | class          | paper                                   |
-|-----------------|----------------|-----------------------------------------|
-| ``flow_matching`` | FlowMatching | Eq. 2; the ``d = 0`` rows of Eq. 5      |
-| ``shortcut``    | Shortcut       | Eq. 5 (flow matching + self-consistency) |
+=================  ================  ========================================
+name               class             paper
+=================  ================  ========================================
+``flow_matching``  ``FlowMatching``  Eq. 2; the ``d = 0`` rows of Eq. 5
+``shortcut``       ``Shortcut``      Eq. 5 (flow matching + self-consistency)
+=================  ================  ========================================
 """
 
 from __future__ import annotations

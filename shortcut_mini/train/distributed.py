@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "shutdown_distributed"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "shutdown_distributed",
+    "barrier",
+    "any_rank_max",
+    "gather_sums",
+]
 
 
 @dataclass
@@ -40,6 +47,9 @@ def init_distributed(device_name: str) -> DistInfo:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     initialized_here = False
     if not dist.is_initialized():
+        # Leave NVLink multicast (NVLS) off: NCCL's NVLS algorithms fail to start on some
+        # multi-GPU hosts (and gain nothing at these sizes). A user's own setting wins.
+        os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
         use_cuda = device_name != "cpu" and torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(local)
@@ -52,3 +62,32 @@ def shutdown_distributed(info: DistInfo) -> None:
     if info.enabled and info.initialized_here and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in one process)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def any_rank_max(info: DistInfo, value: torch.Tensor) -> torch.Tensor:
+    """The maximum of a scalar tensor over ranks (``value`` itself in one process)."""
+    if not info.enabled:
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+def gather_sums(info: DistInfo, sums: dict[str, tuple[float, int]]) -> dict[str, tuple[float, int]]:
+    """Merge ``{name: (sum, count)}`` over ranks (keys may differ between ranks)."""
+    if not info.enabled:
+        return sums
+    parts: list = [None] * info.world_size
+    dist.all_gather_object(parts, sums)
+    merged: dict[str, tuple[float, int]] = {}
+    for part in parts:
+        for k, (s, c) in part.items():
+            s0, c0 = merged.get(k, (0.0, 0))
+            merged[k] = (s0 + s, c0 + c)
+    return merged

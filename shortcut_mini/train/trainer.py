@@ -31,7 +31,14 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .devices import autocast, resolve_device, resolve_precision
-from .distributed import DistInfo, init_distributed, shutdown_distributed
+from .distributed import (
+    DistInfo,
+    any_rank_max,
+    barrier,
+    gather_sums,
+    init_distributed,
+    shutdown_distributed,
+)
 from .ema import EMA
 
 __all__ = ["Run", "train", "NonFiniteLossError", "RunExistsError", "model_from_config"]
@@ -131,6 +138,7 @@ def _prepare_out_dir(cfg: TrainConfig, info: DistInfo) -> dict | None:
             f"out_dir {out} holds a run with a different config ({listing}). Use another "
             "out_dir, or overwrite=True (CLI: --overwrite) to start afresh."
         )
+    barrier(info)  # every rank has read the old checkpoint before rank 0 deletes it
     if info.is_main:
         for name in (CHECKPOINT_NAME, "metrics.jsonl", "config.json"):
             (out / name).unlink(missing_ok=True)
@@ -172,10 +180,23 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         )
     resume = _prepare_out_dir(cfg, info)
 
-    data = (
-        dataset
-        if dataset is not None
-        else load_dataset(
+    if dataset is not None:
+        data = dataset
+    elif cfg.latent_vae is not None:  # images encoded once by the VAE, cached on disk
+        from ..data.latents import load_latent_dataset
+
+        data = load_latent_dataset(
+            cfg.data,
+            cfg.latent_vae,
+            root=cfg.data_root,
+            image_size=cfg.image_size,
+            n=cfg.n_data,
+            seed=cfg.seed,
+            device=device,
+            is_main=info.is_main,
+        )
+    else:
+        data = load_dataset(
             cfg.data,
             root=cfg.data_root,
             train=True,
@@ -183,7 +204,6 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
             n=cfg.n_data,
             seed=cfg.seed,
         )
-    )
     dinfo = data_info_of(data, cfg)
     torch.manual_seed(cfg.seed)
     model = model_from_config(cfg, dinfo).to(device)
@@ -262,7 +282,8 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         )
 
     def check_finite(upto: int) -> None:
-        bad = int(first_bad)
+        # Collective under DDP: every rank stops at the same step, none waits in an all-reduce.
+        bad = int(any_rank_max(info, first_bad))
         if bad >= 0:
             raise NonFiniteLossError(
                 f"non-finite loss at step {bad + 1} (lr={cfg.lr}, precision={precision}); "
@@ -280,7 +301,17 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
             y = y if dinfo["num_classes"] else None
             gen.manual_seed(step_seed(cfg.seed, step, info.rank))
             with autocast(device, precision):
-                result = objective.loss(net, x1, y, generator=gen, step=step, ema_model=ema.model)
+                # Rank r's rows are rows r*B/W.. of the global batch: with this index, the
+                # level rotation (``allocate_levels``) is the one-process allocation of the
+                # global batch.
+                result = objective.loss(
+                    net,
+                    x1,
+                    y,
+                    generator=gen,
+                    step=step * info.world_size + info.rank,
+                    ema_model=ema.model,
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(result.loss).backward()
             finite = torch.isfinite(result.loss.detach())
@@ -300,10 +331,11 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
                 check_finite(step)
             if is_log:
                 now = time.perf_counter()
+                diag = gather_sums(info, {k: (float(s), c) for k, (s, c) in diag_sum.items()})
                 row = {
                     "step": done,
                     "ema_decay": beta,
-                    **{k: float(s) / c for k, (s, c) in diag_sum.items()},
+                    **{k: s / c for k, (s, c) in diag.items()},  # mean over steps and ranks
                     "img_per_s": (done - window_start) * cfg.batch_size / (now - window_t0),
                     "wall_s": train_seconds + now - t0,
                 }

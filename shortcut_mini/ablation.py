@@ -1,0 +1,346 @@
+"""Small ablations: train variants of one config over seeds, tabulate the distance per step budget.
+
+An ablation *group* varies one design choice of DESIGN.md section 2 (the fraction ``k`` of
+self-consistency rows, EMA or online targets, the level embedding, discrete ``t``, weight
+decay); each *variant* of a group is a dict of :class:`~shortcut_mini.TrainConfig` fields that
+replace the base config's. Variants with the same resulting config (e.g. the default variant of
+every group) are trained once per seed and shared between groups.
+
+For 2D toys every trained run is sampled from its EMA weights at each step budget with the same
+noise (``noise_seed``) and compared with held-out points of the toy (DESIGN.md section 6: the
+sliced Wasserstein distance, 4,096 samples against 4,096 held-out points). The result holds one
+record per (group, variant, seed, budget) and reduces them to mean and standard deviation over
+training seeds (``ddof=1``).
+
+Example::
+
+    from shortcut_mini import TrainConfig
+    from shortcut_mini.ablation import run_ablation
+
+    base = TrainConfig(data="checkerboard", model="mlp-small", steps=1000, progress=False)
+    groups = {"fraction k": {"1/8": {"bootstrap_fraction": 0.125}, "1/4": {}}}
+    result = run_ablation(base, groups, seeds=(0, 1, 2))
+    print(result.to_markdown())
+
+:func:`ablation_records` finds ablations in the run records of the reproduction tooling
+(``book/results/*.json``, schema ``shortcut_mini/reproduce/results.schema.json``): records of
+one preset and method whose configs differ in one of :data:`ABLATION_FIELDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .api import sample
+from .config import TrainConfig
+from .data import load_dataset
+from .metrics.sliced_wasserstein import sliced_wasserstein
+from .train import train
+
+__all__ = [
+    "ABLATION_FIELDS",
+    "AblationResult",
+    "ablation_records",
+    "run_ablation",
+    "plot_ablation",
+]
+
+ABLATION_FIELDS = (
+    "bootstrap_fraction",
+    "target_weights",
+    "level_embedding",
+    "t_sampling",
+    "weight_decay",
+)
+"""The config fields whose effect the design-choices chapter measures."""
+
+
+def _config_key(cfg: TrainConfig) -> str:
+    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+
+
+@dataclass
+class AblationResult:
+    """Records ``{"group", "variant", "seed", "steps", "swd"}`` of an ablation, and its timing.
+
+    ``train_seconds[(group, variant, seed)]`` is the training wall time of that run (a run
+    shared by several groups appears under each of them).
+    """
+
+    groups: dict[str, list[str]]
+    steps: list[int]
+    seeds: list[int]
+    records: list[dict] = field(default_factory=list)
+    train_seconds: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    n_runs: int = 0
+    wall_seconds: float = 0.0
+    metric: str = "SWD"
+
+    def values(self, group: str, variant: str, steps: int) -> list[float]:
+        """The distance of each training seed (in the order of ``seeds``)."""
+        return [
+            r["swd"]
+            for r in self.records
+            if r["group"] == group and r["variant"] == variant and r["steps"] == steps
+        ]
+
+    def mean_std(self, group: str, variant: str, steps: int) -> tuple[float, float]:
+        """Mean and standard deviation (``ddof=1``; ``nan`` for one seed) over seeds."""
+        v = self.values(group, variant, steps)
+        if not v:
+            raise KeyError(f"no records for ({group!r}, {variant!r}, steps={steps})")
+        std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+        return float(np.mean(v)), std
+
+    def mean(self, group: str, variant: str, steps: int) -> float:
+        return self.mean_std(group, variant, steps)[0]
+
+    def rows(self) -> list[dict]:
+        """One dict per (group, variant): ``{"group", "variant", steps: (mean, std), ...}``."""
+        out = []
+        for group, variants in self.groups.items():
+            for variant in variants:
+                row = {"group": group, "variant": variant}
+                row.update({s: self.mean_std(group, variant, s) for s in self.steps})
+                out.append(row)
+        return out
+
+    def compare(self, group: str, baseline: str, steps: int, z: float = 2.0) -> list[dict]:
+        """Each other variant of ``group`` against ``baseline`` at one step budget.
+
+        Returns dicts ``{"variant", "diff", "se", "verdict"}``: ``diff`` is the difference of
+        means (variant minus baseline; positive means the variant is *worse*), ``se`` the
+        standard error of that difference, ``sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``, and
+        ``verdict`` is ``"better"`` or ``"worse"`` when ``|diff| > z * se``, else
+        ``"within seed noise"``. With three seeds this is a rough screen, not a significance
+        test: it flags what the reader should look at, nothing more.
+        """
+        if baseline not in self.groups.get(group, []):
+            raise KeyError(f"{baseline!r} is not a variant of group {group!r}")
+        base_v = self.values(group, baseline, steps)
+        out = []
+        for variant in self.groups[group]:
+            if variant == baseline:
+                continue
+            v = self.values(group, variant, steps)
+            diff = float(np.mean(v) - np.mean(base_v))
+            var = sum(np.var(x, ddof=1) / len(x) for x in (v, base_v) if len(x) > 1)
+            se = float(math.sqrt(var))
+            verdict = "within seed noise"
+            if abs(diff) > z * se:
+                verdict = "worse" if diff > 0 else "better"
+            out.append({"variant": variant, "diff": diff, "se": se, "verdict": verdict})
+        return out
+
+    def to_markdown(self, group: str | None = None, digits: int = 3) -> str:
+        """A Markdown table: one row per variant, ``mean ± std`` per step budget."""
+        head = ["group", "variant"] + [
+            f"{self.metric}, {s} step{'s' * (s > 1)}" for s in self.steps
+        ]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.rows():
+            if group is not None and row["group"] != group:
+                continue
+            cells = [row["group"], row["variant"]]
+            for s in self.steps:
+                m, sd = row[s]
+                cells.append(
+                    f"{m:.{digits}f} ± {sd:.{digits}f}" if math.isfinite(sd) else f"{m:.{digits}f}"
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def to_dict(self) -> dict:
+        return {
+            "groups": self.groups,
+            "steps": self.steps,
+            "seeds": self.seeds,
+            "metric": self.metric,
+            "records": self.records,
+            "n_runs": self.n_runs,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+def run_ablation(
+    base: TrainConfig,
+    groups: Mapping[str, Mapping[str, Mapping]],
+    seeds: Sequence[int] = (0, 1, 2),
+    steps: Sequence[int] = (1, 4, 128),
+    n_eval: int = 4096,
+    *,
+    eval_seed: int = 0,
+    noise_seed: int = 12_345,
+    n_directions: int = 512,
+    log: Callable[[str], None] | None = None,
+) -> AblationResult:
+    """Train every variant of every group at every seed (shared configs once) and measure it.
+
+    Args:
+        base: the config every variant starts from (a 2D toy; ``seed`` is replaced per run).
+        groups: ``{group: {variant: {field: value, ...}}}``; an empty dict is the base config.
+        seeds: training seeds (model init, data, noise, t and levels); >= 3 for a spread.
+        steps: sampling step budgets.
+        n_eval: samples per budget, compared with as many held-out points of ``base.data``.
+        eval_seed: seed of the held-out points (the toy's test split, disjoint from training).
+        noise_seed: seed of the sampling noise, the same for every run (common random numbers:
+            differences between variants are not differences of noise).
+        n_directions: directions of the sliced Wasserstein distance.
+        log: called with a one-line summary after each trained run (e.g. ``print``).
+
+    Returns:
+        An :class:`AblationResult`.
+    """
+    t_start = time.perf_counter()
+    seeds, steps = [int(s) for s in seeds], [int(s) for s in steps]
+    if not seeds or not steps or not groups:
+        raise ValueError("run_ablation needs at least one group, one seed and one step budget")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    ref = load_dataset(base.data, train=False, n=n_eval, seed=eval_seed).x
+    if ref.dim() != 2:
+        raise ValueError(
+            f"run_ablation measures 2D toys with the sliced Wasserstein distance; {base.data!r} "
+            "is an image dataset (image ablations come from GPU run records: ablation_records)"
+        )
+    result = AblationResult(
+        groups={g: list(v) for g, v in groups.items()}, steps=steps, seeds=seeds
+    )
+    cache: dict[tuple[str, int], tuple[dict[int, float], float]] = {}
+    for seed in seeds:
+        for group, variants in groups.items():
+            for variant, changes in variants.items():
+                cfg = base.replace(**dict(changes), seed=seed)
+                key = (_config_key(cfg), seed)
+                if key not in cache:
+                    run = train(cfg)
+                    dist = {}
+                    for s in steps:
+                        x = sample(run, n_eval, s, seed=noise_seed)
+                        dist[s] = sliced_wasserstein(x, ref, n_directions=n_directions)
+                    cache[key] = (dist, run.train_seconds)
+                    result.n_runs += 1
+                    if log is not None:
+                        shown = "  ".join(f"{s}:{d:.3f}" for s, d in dist.items())
+                        log(
+                            f"seed {seed}  {group:>16s} = {variant:<16s} "
+                            f"{run.train_seconds:5.1f} s   {result.metric} {shown}"
+                        )
+                dist, seconds = cache[key]
+                result.train_seconds[(group, variant, seed)] = seconds
+                for s in steps:
+                    result.records.append(
+                        {
+                            "group": group,
+                            "variant": variant,
+                            "seed": seed,
+                            "steps": s,
+                            "swd": dist[s],
+                        }
+                    )
+    result.wall_seconds = time.perf_counter() - t_start
+    return result
+
+
+def plot_ablation(result: AblationResult, steps: Sequence[int] | None = None, axes=None):
+    """One panel per group: bars of the mean distance (error bars: std over seeds) per budget.
+
+    Seeds are drawn as dots on the bars. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    steps = list(result.steps if steps is None else steps)
+    names = list(result.groups)
+    if axes is None:
+        fig, axes = plt.subplots(
+            1, len(names), figsize=(3.3 * len(names), 3.2), sharey=True, squeeze=False
+        )
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    width = 0.8 / len(steps)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, group in zip(axes, names):
+        variants = result.groups[group]
+        for j, s in enumerate(steps):
+            xs = np.arange(len(variants)) + (j - (len(steps) - 1) / 2) * width
+            ms = [result.mean_std(group, v, s) for v in variants]
+            ax.bar(
+                xs,
+                [m for m, _ in ms],
+                width,
+                yerr=[0 if not math.isfinite(sd) else sd for _, sd in ms],
+                color=colors[j % len(colors)],
+                alpha=0.75,
+                capsize=2,
+                label=f"{s} step{'s' * (s > 1)}",
+            )
+            for x, v in zip(xs, variants):
+                vals = result.values(group, v, s)
+                ax.plot([x] * len(vals), vals, "k.", ms=3)
+        ax.set_xticks(np.arange(len(variants)))
+        ax.set_xticklabels(variants, rotation=20, ha="right", fontsize=8)
+        ax.set_title(group, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"{result.metric} (lower is better)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_records(folder: str | Path) -> list[dict]:
+    """Ablations among the reproduction records (``*.json``, searched recursively) of ``folder``.
+
+    Records are grouped by ``(preset, method)``; a group whose configs differ in one or more of
+    :data:`ABLATION_FIELDS` (and which has at least two distinct values) is an ablation. Each
+    returned dict has ``preset``, ``method``, ``fields`` (the varying fields) and ``rows``: one
+    per record, ``{"seed", **varying values, "steps": {budget: value}, "distance", "device"}``.
+    Files that are not records (no ``schema_version``/``config``/``evaluation``) are skipped. An
+    empty list means there is no ablation to show.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(rec, dict) or not {"schema_version", "config", "evaluation"} <= set(rec):
+            continue
+        key = (str(rec.get("preset", "?")), str(rec.get("config", {}).get("method", "?")))
+        by_key.setdefault(key, []).append(rec)
+    out = []
+    for (preset, method), recs in sorted(by_key.items()):
+        fields = [
+            f
+            for f in ABLATION_FIELDS
+            if len({json.dumps(r["config"].get(f), default=str) for r in recs}) > 1
+        ]
+        if not fields:
+            continue
+        rows = []
+        for r in recs:
+            ev = r.get("evaluation", [])
+            rows.append(
+                {
+                    "seed": r.get("seed"),
+                    **{f: r["config"].get(f) for f in fields},
+                    "steps": {int(e["steps"]): float(e["value"]) for e in ev},
+                    "distance": ev[0].get("distance", "?") if ev else "?",
+                    "device": (r.get("device") or {}).get("name", "?"),
+                }
+            )
+        out.append({"preset": preset, "method": method, "fields": fields, "rows": rows})
+    return out

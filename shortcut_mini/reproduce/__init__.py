@@ -1,0 +1,43 @@
+"""Full-scale reproductions: presets, the papermill batch runner, run records, aggregates.
+
+``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of
+``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (:mod:`.runner`), each run writing
+a record that follows ``results.schema.json`` (:mod:`.record`, :mod:`.schema`); :mod:`.aggregate`
+turns the records into a table and a figure, :mod:`.publish` puts them into the book and README.
+"""
+
+from .aggregate import Summary, aggregate, load_records, pattern_check, write_summary
+from .one_run import evaluate_run, run_one, run_paths, save_grid
+from .presets import eval_settings, get_preset, preset_table, run_config, run_name
+from .publish import publish
+from .record import build_record, read_record, write_record
+from .runner import BatchResult, RunOutcome, run_preset
+from .schema import SCHEMA_PATH, SCHEMA_VERSION, RecordError, validate_record
+
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "BatchResult",
+    "RecordError",
+    "RunOutcome",
+    "Summary",
+    "aggregate",
+    "build_record",
+    "eval_settings",
+    "evaluate_run",
+    "get_preset",
+    "load_records",
+    "pattern_check",
+    "preset_table",
+    "publish",
+    "read_record",
+    "run_config",
+    "run_name",
+    "run_one",
+    "run_paths",
+    "run_preset",
+    "save_grid",
+    "validate_record",
+    "write_record",
+    "write_summary",
+]

@@ -1,0 +1,129 @@
+"""One run's results record: what it measured and what produced it (DESIGN.md section 6).
+
+:func:`build_record` turns a trained :class:`~shortcut_mini.Run` and its
+:class:`~shortcut_mini.evaluate.EvalTable` into a dict that follows ``results.schema.json``;
+:func:`write_record` validates it and writes it atomically; :func:`read_record` reads and validates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..notebook import git_commit
+from ..train.checkpoint import atomic_write_bytes
+from .schema import SCHEMA_VERSION, validate_record
+
+__all__ = ["build_record", "device_info", "environment", "git_dirty", "read_record", "write_record"]
+
+
+def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
+    """True if tracked files have uncommitted changes (``git status``); None if unknown."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def device_info(device) -> dict:
+    """``{"name", "count"}``: the GPU's name and the number of processes (``WORLD_SIZE``)."""
+    import torch
+
+    device = torch.device(device)
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.type == "cuda":
+        return {"name": torch.cuda.get_device_name(device), "count": count}
+    return {"name": device.type, "count": count}
+
+
+def environment(device) -> dict:
+    """Device, library versions and git state of this process."""
+    import torch
+
+    from .. import __version__
+
+    return {
+        "device": device_info(device),
+        "versions": {
+            "torch": str(torch.__version__),
+            "python": sys.version.split()[0],
+            "shortcut_mini": __version__,
+        },
+        "git": {"commit": git_commit(), "dirty": git_dirty()},
+    }
+
+
+def _num(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def build_record(
+    *,
+    preset: str,
+    run,
+    table,
+    eval_seconds: float,
+    command: str,
+    sample_grid: str | None = None,
+) -> dict:
+    """The record of one run (see ``results.schema.json``)."""
+    evaluation = [
+        {
+            "steps": int(row["steps"]),
+            "distance": row["metric"],
+            "value": float(row["distance"]),
+            "std": _num(float(row.get("distance_std", float("nan")))),
+            "n_samples": int(row["n_samples"]),
+            "n_seeds": int(row.get("n_seeds", 1)),
+            "reference": str(row["reference"]),
+            "sampling_seconds": float(row["sample_seconds"]),
+        }
+        for row in sorted(table.rows, key=lambda r: r["steps"])
+    ]
+    cfg = run.config
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "preset": preset,
+        "method": cfg.method,
+        "seed": int(cfg.seed),
+        "config": cfg.to_dict(),
+        "train_steps": int(run.step),
+        "evaluation": evaluation,
+        "train_seconds": round(float(run.train_seconds), 3),
+        "eval_seconds": round(float(eval_seconds), 3),
+        **environment(run.device),
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sample_grid": sample_grid,
+        "classifier_accuracy": _num(table.meta.get("classifier_accuracy")),
+    }
+
+
+def write_record(record: dict, path: str | Path) -> Path:
+    """Validate ``record`` and write it (atomically) to ``path``."""
+    validate_record(record)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
+    return path
+
+
+def read_record(path: str | Path) -> dict:
+    """Read a record and validate it (raises :class:`~.schema.RecordError` or ``ValueError``)."""
+    record = json.loads(Path(path).read_text())
+    validate_record(record)
+    return record
