@@ -139,17 +139,21 @@ class AblationResult:
             out.append({"variant": variant, "diff": diff, "se": se, "verdict": verdict})
         return out
 
-    def to_markdown(self, group: str | None = None, digits: int = 3) -> str:
-        """A Markdown table: one row per variant, ``mean ± std`` per step budget."""
-        head = ["group", "variant"] + [
-            f"{self.metric}, {s} step{'s' * (s > 1)}" for s in self.steps
-        ]
+    def to_markdown(
+        self, group: str | None = None, digits: int = 3, steps: Sequence[int] | None = None
+    ) -> str:
+        """A Markdown table: one row per variant, ``mean ± std`` over seeds per step budget.
+
+        ``group`` keeps one group's rows; ``steps`` keeps some budgets (default: all).
+        """
+        steps = list(self.steps if steps is None else steps)
+        head = ["group", "variant"] + [f"{self.metric}, {s} step{'s' * (s > 1)}" for s in steps]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows():
             if group is not None and row["group"] != group:
                 continue
             cells = [row["group"], row["variant"]]
-            for s in self.steps:
+            for s in steps:
                 m, sd = row[s]
                 cells.append(
                     f"{m:.{digits}f} ± {sd:.{digits}f}" if math.isfinite(sd) else f"{m:.{digits}f}"
@@ -252,22 +256,26 @@ def run_ablation(
     return result
 
 
-def plot_ablation(result: AblationResult, steps: Sequence[int] | None = None, axes=None):
+def plot_ablation(
+    result: AblationResult, steps: Sequence[int] | None = None, ncols: int | None = None
+):
     """One panel per group: bars of the mean distance (error bars: std over seeds) per budget.
 
-    Seeds are drawn as dots on the bars. Returns the matplotlib figure.
+    Each training seed is a black dot on its bar; ``ncols`` panels per row (default: all in
+    one row). Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
 
     steps = list(result.steps if steps is None else steps)
     names = list(result.groups)
-    if axes is None:
-        fig, axes = plt.subplots(
-            1, len(names), figsize=(3.3 * len(names), 3.2), sharey=True, squeeze=False
-        )
-        axes = axes[0]
-    else:
-        fig = axes[0].figure
+    ncols = len(names) if ncols is None else max(1, min(ncols, len(names)))
+    nrows = math.ceil(len(names) / ncols)
+    fig, grid = plt.subplots(
+        nrows, ncols, figsize=(3.4 * ncols, 3.3 * nrows), sharey=True, squeeze=False
+    )
+    axes = list(grid.flat)
+    for ax in axes[len(names) :]:
+        ax.axis("off")
     width = 0.8 / len(steps)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, group in zip(axes, names):
@@ -292,7 +300,8 @@ def plot_ablation(result: AblationResult, steps: Sequence[int] | None = None, ax
         ax.set_xticklabels(variants, rotation=20, ha="right", fontsize=8)
         ax.set_title(group, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel(f"{result.metric} (lower is better)")
+    for row in grid:
+        row[0].set_ylabel(f"{result.metric} (lower is better)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -163,7 +163,9 @@ def to_markdown(summary: Summary, heading_level: int = 0, figure: str | None = N
         "",
     ]
     steps = summary.steps
-    lines.append("| method | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in steps) + " |")
+    lines.append(
+        "| method | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in steps) + " |"
+    )
     lines.append("|---|" + "---:|" * len(steps))
     for method, per in summary.rows.items():
         cells = []
@@ -171,7 +173,9 @@ def to_markdown(summary: Summary, heading_level: int = 0, figure: str | None = N
             mean, std, k = per.get(s, (math.nan, math.nan, 0))
             cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if k > 1 else ""))
         n_seeds = max(k for _, _, k in per.values())
-        lines.append(f"| {method} ({n_seeds} seed{'s' if n_seeds > 1 else ''}) | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {method} ({n_seeds} seed{'s' if n_seeds > 1 else ''}) | " + " | ".join(cells) + " |"
+        )
     lines += ["", _provenance(recs)]
     check = pattern_check(summary)
     if check:
@@ -188,12 +192,25 @@ def to_csv(summary: Summary) -> str:
     for method, per in summary.rows.items():
         for s, (mean, std, k) in per.items():
             n = sorted(
-                {e["n_samples"] for r in summary.records if r["method"] == method
-                 for e in r["evaluation"] if e["steps"] == s}
+                {
+                    e["n_samples"]
+                    for r in summary.records
+                    if r["method"] == method
+                    for e in r["evaluation"]
+                    if e["steps"] == s
+                }
             )
             w.writerow(
-                [summary.preset, method, s, summary.metric, f"{mean:.6g}",
-                 "" if not math.isfinite(std) else f"{std:.6g}", k, "/".join(map(str, n))]
+                [
+                    summary.preset,
+                    method,
+                    s,
+                    summary.metric,
+                    f"{mean:.6g}",
+                    "" if not math.isfinite(std) else f"{std:.6g}",
+                    k,
+                    "/".join(map(str, n)),
+                ]
             )
     return buf.getvalue()
 

@@ -45,9 +45,13 @@ def render_book_summary(book_results: str | Path, prefix: str = "results") -> st
         summary = aggregate(records, folder.name)
         rel = f"{prefix}/{folder.name}"
         parts.append(to_markdown(summary, heading_level=3, figure=f"{rel}/quality_vs_steps.png"))
-        grids = [r for r in records if r.get("sample_grid") and (folder / r["sample_grid"]).exists()]
+        grids = [
+            r for r in records if r.get("sample_grid") and (folder / r["sample_grid"]).exists()
+        ]
         if grids:
-            parts.append("Samples (the same noise at each step budget, first seed of each method):\n")
+            parts.append(
+                "Samples (the same noise at each step budget, first seed of each method):\n"
+            )
             seen = set()
             for r in grids:
                 if r["method"] in seen:
@@ -70,7 +74,9 @@ def render_readme_table(book_results: str | Path, page: str = "book/results.md")
             parts.append(to_markdown(aggregate(records, folder.name), heading_level=3))
     if not parts:
         return EMPTY_README
-    return "\n".join(parts) + f"\nGenerated from the committed records; details in [{page}]({page}).\n"
+    return (
+        "\n".join(parts) + f"\nGenerated from the committed records; details in [{page}]({page}).\n"
+    )
 
 
 def update_readme(readme: str | Path, body: str) -> None:

@@ -72,6 +72,14 @@ class BatchResult:
         return not self.failed
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def is_finished(path: Path, preset: str, method: str, seed: int) -> bool:
     """True if ``path`` holds a valid record of this (preset, method, seed)."""
     if not path.exists():
@@ -153,19 +161,24 @@ def run_preset(
     out = Path(out or Path("runs") / "reproduce" / preset).resolve()
     overrides, eval_overrides = dict(overrides or {}), dict(eval_overrides or {})
     eval_settings(preset, eval_overrides)  # unknown evaluation settings fail before any run
+    fell_back = engine == "auto" and _pick_engine(engine) == "python"
     engine = _pick_engine(engine)
     plan = [(m, s) for m in methods for s in seeds]
     result = BatchResult(preset=preset, out_dir=out)
 
-    from tqdm.auto import tqdm
+    if progress:
+        from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(plan), desc=f"reproduce {preset}", unit="run", disable=not progress)
-    say = log or tqdm.write
+        bar = tqdm(total=len(plan), desc=f"reproduce {preset}", unit="run")
+        say = log or tqdm.write
+    else:
+        bar = _NoBar()
+        say = log or print
     say(
         f"reproduce {preset}: {len(plan)} runs ({', '.join(methods)} x seeds "
         f"{', '.join(map(str, seeds))}) in {out} [engine {engine}]"
     )
-    if engine == "python" and not dry_run:
+    if fell_back and not dry_run:
         say("  note: papermill/ipykernel not installed: running in-process, no executed notebooks")
     try:
         for i, (method, seed) in enumerate(plan, 1):
@@ -173,7 +186,9 @@ def run_preset(
             tag = f"[{i}/{len(plan)}] {method} seed {seed}"
             if is_finished(paths.record, preset, method, seed):
                 result.outcomes.append(
-                    RunOutcome(method, seed, "skipped", record=paths.record, notebook=paths.notebook)
+                    RunOutcome(
+                        method, seed, "skipped", record=paths.record, notebook=paths.notebook
+                    )
                 )
                 say(f"{tag}: finished earlier, skipped ({paths.record.name})")
                 bar.update(1)
@@ -225,8 +240,9 @@ def run_preset(
                 brief = ", ".join(f"{s}: {ev[s]:.3g}" for s in sorted(ev) if s in (1, 4, 128))
                 name = rec["evaluation"][0]["distance"]
                 result.outcomes.append(
-                    RunOutcome(method, seed, "done", secs, record=paths.record,
-                               notebook=paths.notebook)
+                    RunOutcome(
+                        method, seed, "done", secs, record=paths.record, notebook=paths.notebook
+                    )
                 )
                 say(
                     f"{tag}: done in {secs:.0f} s (training {rec['train_seconds']:.0f} s); "
@@ -268,18 +284,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="batch folder (default runs/reproduce/PRESET)")
     p.add_argument("--dry-run", action="store_true", help="show the plan, run nothing")
     p.add_argument(
-        "--set", dest="overrides", action="append", type=_key_value, default=[],
-        metavar="KEY=VALUE", help="TrainConfig override for every run (JSON value), e.g. steps=500",
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig override for every run (JSON value), e.g. steps=500",
     )
     p.add_argument(
-        "--eval-set", dest="eval_overrides", action="append", type=_key_value, default=[],
-        metavar="KEY=VALUE", help="evaluation override: n, steps, seeds or metric",
+        "--eval-set",
+        dest="eval_overrides",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluation override: n, steps, seeds or metric",
     )
     p.add_argument("--engine", choices=("auto", "papermill", "python"), default="auto")
     p.add_argument("--kernel", default=None, help="Jupyter kernel for papermill")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over runs")
     p.add_argument(
-        "--publish", action="store_true",
+        "--publish",
+        action="store_true",
         help="copy records + aggregate into BOOK_RESULTS/PRESET, regenerate the results page "
         "table and the README table",
     )
@@ -322,8 +349,11 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="shortcut-mini reproduce", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="shortcut-mini reproduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     args = p.parse_args(argv)
     return main_from_args(args, argv)

@@ -1,0 +1,222 @@
+"""The reproduction tooling: record schema, papermill batch runner, resume, failures, aggregate,
+publish. Runs the ``smoke`` preset (digits, a 1-block dit-tiny, 10 steps) on the CPU."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from shortcut_mini.cli import main as cli_main
+from shortcut_mini.profiles import PRESETS
+from shortcut_mini.reproduce import (
+    RecordError,
+    aggregate,
+    load_records,
+    publish,
+    run_preset,
+    validate_record,
+)
+from shortcut_mini.reproduce.aggregate import to_markdown
+from shortcut_mini.reproduce.publish import README_END, README_START
+
+BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128]
+
+
+def good_record() -> dict:
+    return {
+        "schema_version": 1,
+        "preset": "smoke",
+        "method": "shortcut",
+        "seed": 0,
+        "config": {
+            "data": "digits",
+            "method": "shortcut",
+            "model": "dit-tiny",
+            "steps": 10,
+            "batch_size": 32,
+            "seed": 0,
+            "lr": 1e-3,
+        },
+        "train_steps": 10,
+        "evaluation": [
+            {
+                "steps": s,
+                "distance": "FD (classifier)",
+                "value": 100.0 / s,
+                "std": None,
+                "n_samples": 64,
+                "n_seeds": 1,
+                "reference": "digits test split",
+                "sampling_seconds": 0.01 * s,
+            }
+            for s in BUDGETS
+        ],
+        "train_seconds": 1.5,
+        "eval_seconds": 3.0,
+        "device": {"name": "cpu", "count": 1},
+        "versions": {"torch": "2.4.0", "python": "3.11.0", "shortcut_mini": "0.1.0"},
+        "git": {"commit": "0123abc", "dirty": False},
+        "command": "shortcut-mini reproduce smoke",
+        "created": "2025-01-01T00:00:00+00:00",
+        "sample_grid": "shortcut_seed0.png",
+    }
+
+
+def _broken(edit):
+    rec = copy.deepcopy(good_record())
+    edit(rec)
+    return rec
+
+
+BAD = {
+    "missing git": lambda r: r.pop("git"),
+    "schema version": lambda r: r.update(schema_version=2),
+    "no budgets": lambda r: r.update(evaluation=[]),
+    "budget lacks n": lambda r: r["evaluation"][0].pop("n_samples"),
+    "negative distance": lambda r: r["evaluation"][0].update(value=-1.0),
+    "NaN distance": lambda r: r["evaluation"][0].update(value=math.nan),
+    "steps as string": lambda r: r["evaluation"][0].update(steps="1"),
+    "device count 0": lambda r: r["device"].update(count=0),
+    "dirty as string": lambda r: r["git"].update(dirty="yes"),
+    "seed as bool": lambda r: r.update(seed=True),
+    "config lacks lr": lambda r: r["config"].pop("lr"),
+}
+
+
+@pytest.mark.parametrize("backend", ["builtin", "jsonschema"])
+def test_schema_accepts_good_and_rejects_bad(backend):
+    if backend == "jsonschema":
+        pytest.importorskip("jsonschema")
+    validate_record(good_record(), backend=backend)
+    for name, edit in BAD.items():
+        with pytest.raises(RecordError):
+            validate_record(_broken(edit), backend=backend)
+            pytest.fail(f"accepted a bad record: {name}")
+
+
+def test_presets_are_complete():
+    for name, p in PRESETS.items():
+        assert set(p) >= {"config", "methods", "seeds", "eval", "grid", "description", "cost"}, name
+        assert list(p["eval"]["steps"]) == BUDGETS, name
+    assert {"smoke", "fashion_mnist", "mnist", "cifar10", "celeba64"} <= set(PRESETS)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """One smoke batch (2 methods x 1 seed) through papermill, shared by the tests below."""
+    pytest.importorskip("papermill")
+    out = tmp_path_factory.mktemp("smoke")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OMP_NUM_THREADS", "1")  # the kernels inherit it; avoids oversubscribing the CPU
+    try:
+        result = run_preset("smoke", out=out, progress=False, command="pytest", log=lambda s: None)
+    finally:
+        mp.undo()
+    return out, result
+
+
+def test_batch_writes_notebooks_and_valid_records(batch):
+    out, result = batch
+    assert result.ok, [o.error for o in result.failed]
+    assert [o.status for o in result.outcomes] == ["done", "done"]
+    for method in ("flow_matching", "shortcut"):
+        nb = json.loads((out / f"{method}_seed0.ipynb").read_text())
+        assert nb["metadata"]["papermill"]["parameters"]["method"] == method
+        rec = json.loads((out / f"{method}_seed0.json").read_text())
+        validate_record(rec)
+        assert [e["steps"] for e in rec["evaluation"]] == BUDGETS
+        assert rec["command"] == "pytest" and rec["train_steps"] == 10
+        assert (out / rec["sample_grid"]).exists()
+        assert (out / "runs" / f"{method}_seed0" / "checkpoint.pt").exists()
+    for name in ("summary.md", "summary.csv", "quality_vs_steps.png"):
+        assert (out / name).exists()
+
+
+def test_rerun_skips_finished_runs(batch):
+    out, _ = batch
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*_seed0.*")}
+    again = run_preset("smoke", out=out, progress=False, log=lambda s: None)
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_seed0.*")} == before
+
+
+def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
+    out, _ = batch
+    before = (out / "shortcut_seed0.json").read_bytes()
+    code = cli_main(
+        [
+            "reproduce",
+            "smoke",
+            "--methods",
+            "shortcut",
+            "no_such_method",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code != 0
+    err = capsys.readouterr()
+    assert "no_such_method seed 0: FAILED" in err.out + err.err
+    assert (out / "shortcut_seed0.json").read_bytes() == before
+    assert (out / "no_such_method_seed0.ipynb").exists()  # the executed notebook shows the error
+    assert not (out / "no_such_method_seed0.json").exists()
+    records, _ = load_records(out)
+    assert {(r["method"], r["seed"]) for r in records} == {("flow_matching", 0), ("shortcut", 0)}
+
+
+def test_aggregate_has_every_budget(batch):
+    out, _ = batch
+    records, problems = load_records(out)
+    assert not problems
+    summary = aggregate(records)
+    assert summary.steps == BUDGETS and summary.methods == ["flow_matching", "shortcut"]
+    md = to_markdown(summary)
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert all(f"| {s} step" in header for s in BUDGETS)
+    csv_rows = (out / "summary.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 2 * len(BUDGETS)
+
+
+def test_publish_into_a_tmp_book(batch, tmp_path):
+    out, _ = batch
+    book = tmp_path / "book" / "results"
+    book.mkdir(parents=True)
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"# x\n\n## Results\n\n{README_START}\nOLD-TABLE\n{README_END}\n\n## License\n"
+    )
+    dest = publish(out, "smoke", book_results=book, readme=readme)
+    assert sorted(p.name for p in dest.glob("*.json")) == [
+        "flow_matching_seed0.json",
+        "shortcut_seed0.json",
+    ]
+    assert (dest / "quality_vs_steps.png").exists() and (dest / "summary.md").exists()
+    page = (book / "summary.md").read_text()
+    assert "### `smoke`" in page and "results/smoke/quality_vs_steps.png" in page
+    text = readme.read_text()
+    assert (
+        "OLD-TABLE" not in text and "| shortcut (1 seed)" in text and text.endswith("## License\n")
+    )
+
+
+def test_python_engine_and_dry_run(tmp_path):
+    log = []
+    plan = run_preset("smoke", out=tmp_path, dry_run=True, progress=False, log=log.append)
+    assert [o.status for o in plan.outcomes] == ["planned", "planned"]
+    assert not list(tmp_path.iterdir())
+    res = run_preset(
+        "smoke",
+        methods=["shortcut"],
+        out=tmp_path,
+        engine="python",
+        progress=False,
+        eval_overrides={"steps": [1, 128], "n": 16},
+        log=log.append,
+    )
+    assert res.ok
+    rec = json.loads((tmp_path / "shortcut_seed0.json").read_text())
+    assert [e["steps"] for e in rec["evaluation"]] == [1, 128]
