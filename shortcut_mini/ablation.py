@@ -257,12 +257,15 @@ def run_ablation(
 
 
 def plot_ablation(
-    result: AblationResult, steps: Sequence[int] | None = None, ncols: int | None = None
+    result: AblationResult,
+    steps: Sequence[int] | None = None,
+    ncols: int | None = None,
+    sharey: bool = False,
 ):
     """One panel per group: bars of the mean distance (error bars: std over seeds) per budget.
 
     Each training seed is a black dot on its bar; ``ncols`` panels per row (default: all in
-    one row). Returns the matplotlib figure.
+    one row); each panel has its own y scale unless ``sharey``. Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
 
@@ -271,7 +274,7 @@ def plot_ablation(
     ncols = len(names) if ncols is None else max(1, min(ncols, len(names)))
     nrows = math.ceil(len(names) / ncols)
     fig, grid = plt.subplots(
-        nrows, ncols, figsize=(3.4 * ncols, 3.3 * nrows), sharey=True, squeeze=False
+        nrows, ncols, figsize=(3.4 * ncols, 3.3 * nrows), sharey=sharey, squeeze=False
     )
     axes = list(grid.flat)
     for ax in axes[len(names) :]:
@@ -302,6 +305,8 @@ def plot_ablation(
         ax.grid(axis="y", alpha=0.3)
     for row in grid:
         row[0].set_ylabel(f"{result.metric} (lower is better)")
+        for ax in row:
+            ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
