@@ -471,9 +471,9 @@ def evaluate(
     """Sample ``run`` at each step budget and measure the distance to held-out data.
 
     Args:
-        run: a :class:`~shortcut_mini.Run` (from ``train`` or ``load_run``); sampling runs on
+        run: a ``shortcut_mini.Run`` (from ``train`` or ``load_run``); sampling runs on
             the device its model lives on.
-        steps: step budgets (ints; see :func:`~shortcut_mini.sample`).
+        steps: step budgets (ints; see ``shortcut_mini.sample``).
         n: samples per seed and budget. Default: 4,096 for 2D runs; for image runs the size of
             the held-out split, at most 10,000.
         seeds: one sampling seed per repetition (noise and labels); the spread over seeds is

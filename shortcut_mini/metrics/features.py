@@ -38,7 +38,7 @@ def get_feature_extractor(kind: str, dataset: str | None = None, **kw):
     """Build the feature extractor ``kind`` ("inception", "classifier", "identity"/"points").
 
     ``dataset`` names the dataset the classifier is trained on (required for "classifier");
-    ``kw`` goes to :class:`~.inception.InceptionFeatures` or :func:`~shortcut_mini.metrics.classifier.get_classifier`.
+    ``kw`` goes to :class:`~.inception.InceptionFeatures` or ``shortcut_mini.metrics.get_classifier``.
     """
     kind = kind.lower()
     if kind == "inception":

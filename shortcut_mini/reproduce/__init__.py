@@ -1,9 +1,9 @@
 """Full-scale reproductions: presets, the papermill batch runner, run records, aggregates.
 
 ``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of
-``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (:mod:`.runner`), each run writing
-a record that follows ``results.schema.json`` (:mod:`.record`, :mod:`.schema`); :mod:`.aggregate`
-turns the records into a table and a figure, :mod:`.publish` puts them into the book and README.
+``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (``runner``), each run writing
+a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggregate``
+turns the records into a table and a figure, ``publish`` puts them into the book and README.
 """
 
 from .aggregate import Summary, aggregate, load_records, pattern_check, write_summary
