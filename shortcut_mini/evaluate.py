@@ -603,6 +603,10 @@ def evaluate(
                     use_ema=use_ema,
                     batch_size=batch_size,
                 )
+                if run.data_info["kind"] == "latent":  # FID is measured on decoded images
+                    from .data.latents import decode_samples
+
+                    x = decode_samples(run, x, device=device).float().cpu()
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 secs.append(time.perf_counter() - t0)

@@ -26,6 +26,7 @@ __all__ = [
     "format_run_record",
     "get_profile",
     "git_commit",
+    "run_git",
     "in_colab",
     "run_record",
 ]
@@ -76,20 +77,21 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
     env_commit = os.environ.get(COMMIT_ENV, "").strip()
     if env_commit:
         return env_commit
+    sha = run_git(["rev-parse", "HEAD"], cwd)
+    return sha if sha else "unknown"
+
+
+def run_git(args: list[str], cwd: str | os.PathLike | None = None) -> str | None:
+    """Output of ``git ARGS`` run in ``cwd`` (default: this package's folder), stripped;
+    ``None`` when git is missing, fails, or the folder is not a checkout."""
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=20, check=False
         )
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and sha else "unknown"
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def device_name() -> str:

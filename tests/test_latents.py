@@ -174,3 +174,33 @@ def test_missing_diffusers_or_weights_say_how_to_get_them(monkeypatch):
     monkeypatch.setitem(sys.modules, "diffusers", fake)
     with pytest.raises(LatentVAEError, match="huggingface-cli download stabilityai/sd-vae-ft-ema"):
         load_vae("stabilityai/sd-vae-ft-ema")
+
+
+def test_evaluate_decodes_latent_samples_before_features(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "imgs")
+    vae = TinyVAE()
+    monkeypatch.setattr(latents, "load_vae", lambda vae_id, device="cpu": vae)
+    cfg = TrainConfig(
+        data=f"image_folder:{folder}",
+        latent_vae="test/tiny-vae",
+        image_size=32,
+        model="dit-tiny",
+        steps=2,
+        batch_size=4,
+        lr=1e-3,
+        device="cpu",
+        data_root=str(tmp_path / "data"),
+        progress=False,
+    )
+    run = train(cfg)
+    seen = []
+
+    def features(x):
+        seen.append(tuple(x.shape[1:]))
+        return x.flatten(1)[:, :8]
+
+    from shortcut_mini.evaluate import evaluate
+
+    table = evaluate(run, steps=(1,), n=8, features=features, progress=False)
+    assert (3, 32, 32) in seen and (4, 4, 4) not in seen  # images, not latents
+    assert np.isfinite(table[1]["distance"])

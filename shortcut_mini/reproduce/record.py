@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..notebook import git_commit
+from ..notebook import git_commit, run_git
 from ..train.checkpoint import atomic_write_bytes
 from .schema import SCHEMA_VERSION, validate_record
 
@@ -24,19 +23,8 @@ __all__ = ["build_record", "device_info", "environment", "git_dirty", "read_reco
 
 def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
     """True if tracked files have uncommitted changes (``git status``); None if unknown."""
-    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    out = run_git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return None if out is None else bool(out)
 
 
 def device_info(device) -> dict:
