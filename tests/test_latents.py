@@ -79,6 +79,26 @@ def write_folder(root, n_per_class=4, size=40):
     return root
 
 
+def latent_setup(tmp_path, monkeypatch, **overrides):
+    """An image folder, a TinyVAE standing in for the SD VAE, and a latent-space config."""
+    folder = write_folder(tmp_path / "imgs")
+    vae = TinyVAE()
+    monkeypatch.setattr(latents, "load_vae", lambda vae_id, device="cpu": vae)
+    base = dict(
+        data=f"image_folder:{folder}",
+        latent_vae="test/tiny-vae",
+        image_size=32,
+        model="dit-tiny",
+        steps=3,
+        batch_size=4,
+        lr=1e-3,
+        data_root=str(tmp_path / "data"),
+        device="cpu",
+        progress=False,
+    )
+    return vae, TrainConfig(**{**base, **overrides})
+
+
 def test_encode_scales_caches_and_batches_floats(tmp_path):
     vae, images = TinyVAE(), tiny_images()
     cache = tmp_path / "cache" / "z.pt"
@@ -110,23 +130,8 @@ def test_latent_kind_is_validated():
 
 
 def test_train_on_cached_latents_of_an_image_folder_and_decode(tmp_path, monkeypatch):
-    folder = write_folder(tmp_path / "imgs")
-    vae = TinyVAE()
-    monkeypatch.setattr(latents, "load_vae", lambda vae_id, device="cpu": vae)
-    cfg = TrainConfig(
-        data=f"image_folder:{folder}",
-        latent_vae="test/tiny-vae",
-        image_size=32,
-        model="dit-tiny",
-        steps=3,
-        batch_size=4,
-        lr=1e-3,
-        class_conditional=True,
-        data_root=str(tmp_path / "data"),
-        device="cpu",
-        progress=False,
-        log_every=1,
-        out_dir=str(tmp_path / "run"),
+    vae, cfg = latent_setup(
+        tmp_path, monkeypatch, class_conditional=True, log_every=1, out_dir=str(tmp_path / "run")
     )
     run = train(cfg)
     assert run.data_info == {
@@ -177,21 +182,7 @@ def test_missing_diffusers_or_weights_say_how_to_get_them(monkeypatch):
 
 
 def test_evaluate_decodes_latent_samples_before_features(tmp_path, monkeypatch):
-    folder = write_folder(tmp_path / "imgs")
-    vae = TinyVAE()
-    monkeypatch.setattr(latents, "load_vae", lambda vae_id, device="cpu": vae)
-    cfg = TrainConfig(
-        data=f"image_folder:{folder}",
-        latent_vae="test/tiny-vae",
-        image_size=32,
-        model="dit-tiny",
-        steps=2,
-        batch_size=4,
-        lr=1e-3,
-        device="cpu",
-        data_root=str(tmp_path / "data"),
-        progress=False,
-    )
+    _, cfg = latent_setup(tmp_path, monkeypatch, steps=2)
     run = train(cfg)
     seen = []
 

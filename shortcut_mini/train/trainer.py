@@ -9,7 +9,6 @@ state needed to continue is the weights, the EMA, the optimizer and the step, al
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,8 +370,3 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         out_dir=cfg.out_dir,
         train_seconds=train_seconds,
     )
-
-
-def discard_run(out_dir: str | Path) -> None:
-    """Delete a run folder (used by tests and notebooks that retrain from scratch)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
