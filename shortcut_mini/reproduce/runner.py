@@ -163,7 +163,7 @@ def run_preset(
     eval_settings(preset, eval_overrides)  # unknown evaluation settings fail before any run
     fell_back = engine == "auto" and _pick_engine(engine) == "python"
     engine = _pick_engine(engine)
-    plan = [(m, s) for m in methods for s in seeds]
+    plan = [(m, s) for s in seeds for m in methods]  # seed-major: a cut batch has every method
     result = BatchResult(preset=preset, out_dir=out)
 
     if progress:

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A reproduction batch on a lent GPU that outlives one 10-minute call. Run the same command in
+# consecutive calls on the warm machine:
+#   SHORTCUT_MINI_COMMIT=<sha> bash benchmarks/gpu_batch.sh PRESET WAIT_S [runner args...]
+# The first call installs the carried wheels (.carry/whl), unpacks the carried data (.carry/data),
+# trains the FD classifier and starts `shortcut-mini reproduce PRESET` in its own process session
+# (it survives the end of the call); every call then waits up to WAIT_S seconds and tars the
+# finished records, notebooks, grids and logs (checkpoints stay there) into $OUT. Records carried
+# back in .carry/done/ are copied in first, so the runner skips those runs on a fresh machine.
+PRESET=$1; WAIT=${2:-540}; shift 2
+W=/tmp/batch/$PRESET; mkdir -p $W $OUT
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+export SHORTCUT_MINI_DATA=$PWD/.carry/data SHORTCUT_MINI_CACHE=/tmp/batch/cache
+if [ ! -f $W/started ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .carry/whl/*.whl || exit 1
+  for f in .carry/data/*/raw/*.gz; do gunzip -kf "$f"; done
+  python3 -m ipykernel install --user --name python3 >/dev/null 2>&1
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import torch, papermill; print('torch', torch.__version__, 'papermill', papermill.__version__)"
+    echo "commit $SHORTCUT_MINI_COMMIT"; } | tee $W/device.txt
+  cp .carry/done/*.json $W/ 2>/dev/null
+  data=$(python3 -c "from shortcut_mini.profiles import PRESETS as P; print(P['$PRESET']['config']['data'])")
+  python3 -m shortcut_mini.metrics.classifier --dataset $data --device cuda | tee $W/classifier.json
+  date +%s > $W/started
+  setsid nohup bash -c "python3 -m shortcut_mini.cli reproduce $PRESET --out $W --no-progress $* \
+    > $W/batch.log 2>&1; echo \$? > $W/rc" >/dev/null 2>&1 < /dev/null &
+fi
+T0=$(date +%s)
+while [ ! -f $W/rc ] && [ $(( $(date +%s) - T0 )) -lt $WAIT ]; do sleep 5; done
+echo "batch: $(( $(date +%s) - $(cat $W/started) )) s since start, rc=$(cat $W/rc 2>/dev/null || echo running)"
+tail -n 25 $W/batch.log
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+(cd $W && tar czf $OUT/$PRESET.tgz --exclude='*.pt' --exclude=./cache .)
+ls -la $OUT
