@@ -10,21 +10,24 @@
 PRESET=$1; WAIT=${2:-540}; shift 2
 W=/tmp/batch/$PRESET; mkdir -p $W $OUT
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-export SHORTCUT_MINI_DATA=$PWD/.carry/data SHORTCUT_MINI_CACHE=/tmp/batch/cache
+# data unpacked outside the tree: a later call's copy of the tree replaces .carry/
+export SHORTCUT_MINI_DATA=/tmp/batch/data SHORTCUT_MINI_CACHE=/tmp/batch/cache
+[ -f $W/rc ] && rm -f $W/started $W/rc  # a finished batch with failures: run it again
 if [ ! -f $W/started ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
     .carry/whl/*.whl || exit 1
-  for f in .carry/data/*/raw/*.gz; do gunzip -kf "$f"; done
+  mkdir -p /tmp/batch/data && cp -r .carry/data/* /tmp/batch/data/
+  for f in /tmp/batch/data/*/raw/*.gz; do gunzip -kf "$f"; done
   python3 -m ipykernel install --user --name python3 >/dev/null 2>&1
   { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python3 -c "import torch, papermill; print('torch', torch.__version__, 'papermill', papermill.__version__)"
     echo "commit $SHORTCUT_MINI_COMMIT"; } | tee $W/device.txt
   cp .carry/done/*.json $W/ 2>/dev/null
   data=$(python3 -c "from shortcut_mini.profiles import PRESETS as P; print(P['$PRESET']['config']['data'])")
-  python3 -m shortcut_mini.metrics.classifier --dataset $data --device cuda | tee $W/classifier.json
+  [ -f $W/classifier.json ] || python3 -m shortcut_mini.metrics.classifier --dataset $data --device cuda > $W/classifier.json; cat $W/classifier.json
   date +%s > $W/started
   setsid nohup bash -c "python3 -m shortcut_mini.cli reproduce $PRESET --out $W --no-progress $* \
-    > $W/batch.log 2>&1; echo \$? > $W/rc" >/dev/null 2>&1 < /dev/null &
+    >> $W/batch.log 2>&1; echo \$? > $W/rc" >/dev/null 2>&1 < /dev/null &
 fi
 T0=$(date +%s)
 while [ ! -f $W/rc ] && [ $(( $(date +%s) - T0 )) -lt $WAIT ]; do sleep 5; done
