@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+import torch.distributed as dist
 
 from shortcut_mini.cli import main as cli_main
 from shortcut_mini.profiles import PRESETS
@@ -20,7 +21,9 @@ from shortcut_mini.reproduce import (
     validate_record,
 )
 from shortcut_mini.reproduce.aggregate import to_markdown
+from shortcut_mini.reproduce.one_run import LAUNCH_CONFIG, LAUNCH_LOG
 from shortcut_mini.reproduce.publish import README_END, README_START
+from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 
 BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128]
 
@@ -83,6 +86,8 @@ BAD = {
     "dirty as string": lambda r: r["git"].update(dirty="yes"),
     "seed as bool": lambda r: r.update(seed=True),
     "config lacks lr": lambda r: r["config"].pop("lr"),
+    "world size 0": lambda r: r.update(world_size=0),
+    "world size as string": lambda r: r.update(world_size="2"),
 }
 
 
@@ -91,6 +96,8 @@ def test_schema_accepts_good_and_rejects_bad(backend):
     if backend == "jsonschema":
         pytest.importorskip("jsonschema")
     validate_record(good_record(), backend=backend)
+    assert "world_size" not in good_record()  # records older than the field stay valid
+    validate_record({**good_record(), "world_size": 2}, backend=backend)
     for name, edit in BAD.items():
         with pytest.raises(RecordError):
             validate_record(_broken(edit), backend=backend)
@@ -220,3 +227,81 @@ def test_python_engine_and_dry_run(tmp_path):
     assert res.ok
     rec = json.loads((tmp_path / "shortcut_seed0.json").read_text())
     assert [e["steps"] for e in rec["evaluation"]] == [1, 128]
+
+
+def test_aggregate_mixes_world_sizes():
+    one, two = good_record(), {**good_record(), "seed": 1, "world_size": 2}
+    two["device"] = {"name": "cpu", "count": 2}
+    summary = aggregate([one, {**one, "world_size": 1, "seed": 2}, two])
+    assert summary.rows["shortcut"][1] == (100.0, 0.0, 3)
+    assert "device cpu x1, cpu x2" in to_markdown(summary)
+
+
+def test_nproc_must_be_positive(tmp_path, capsys):
+    with pytest.raises(ValueError, match="nproc"):
+        run_preset("smoke", out=tmp_path, nproc=0, progress=False, log=lambda s: None)
+    with pytest.raises(SystemExit):
+        cli_main(["reproduce", "smoke", "--nproc", "0", "--dry-run", "--out", str(tmp_path)])
+    assert "--nproc: expected an integer >= 1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+needs_gloo = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo"
+)
+
+
+@pytest.fixture
+def torchrun_env(monkeypatch):
+    """The environment tests/test_distributed.py launches torchrun with (inherited by it)."""
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.mark.slow
+@needs_gloo
+def test_python_engine_trains_under_torchrun(tmp_path, torchrun_env):
+    """``--nproc 2``: each run trains in 2 gloo CPU processes; rank 0 alone writes."""
+    res = run_preset(
+        "smoke",
+        methods=["shortcut"],
+        out=tmp_path,
+        engine="python",
+        nproc=2,
+        progress=False,
+        eval_overrides={"steps": [1, 128], "n": 16},
+        log=lambda s: None,
+    )
+    assert res.ok, [o.error for o in res.failed]
+    rec = json.loads((tmp_path / "shortcut_seed0.json").read_text())
+    validate_record(rec)
+    assert rec["world_size"] == 2 and rec["device"]["count"] == 2
+    assert rec["train_steps"] == rec["config"]["steps"] == PRESETS["smoke"]["config"]["steps"]
+    run_dir = tmp_path / "runs" / "shortcut_seed0"
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        [CHECKPOINT_NAME, "metrics.jsonl", "config.json", LAUNCH_CONFIG, LAUNCH_LOG]
+    )
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5, 10]  # one writer: no row twice
+    reports = [x for x in (run_dir / LAUNCH_LOG).read_text().splitlines() if x.startswith("{")]
+    assert len(reports) == 1 and json.loads(reports[0])["step"] == 10  # rank 0 reports
+
+
+@pytest.mark.slow
+@needs_gloo
+def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
+    res = run_preset(
+        "smoke",
+        methods=["shortcut"],
+        out=tmp_path,
+        engine="python",
+        nproc=2,
+        overrides={"batch_size": 33},  # not divisible by 2 processes: every rank refuses
+        progress=False,
+        log=lambda s: None,
+    )
+    [failed] = res.failed
+    log = tmp_path / "runs" / "shortcut_seed0" / LAUNCH_LOG
+    first = failed.error.splitlines()[0]
+    assert f"full output in {log}" in first and "not divisible by the 2 processes" in first
+    assert not (tmp_path / "shortcut_seed0.json").exists()

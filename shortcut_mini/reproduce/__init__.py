@@ -7,7 +7,7 @@ turns the records into a table and a figure, ``publish`` puts them into the book
 """
 
 from .aggregate import Summary, aggregate, load_records, pattern_check, write_summary
-from .one_run import evaluate_run, run_one, run_paths, save_grid
+from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run
 from .presets import eval_settings, get_preset, preset_table, run_config, run_name
 from .publish import publish
 from .record import build_record, read_record, write_record
@@ -37,6 +37,7 @@ __all__ = [
     "run_paths",
     "run_preset",
     "save_grid",
+    "train_run",
     "validate_record",
     "write_record",
     "write_summary",

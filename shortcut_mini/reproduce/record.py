@@ -27,25 +27,32 @@ def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
     return None if out is None else bool(out)
 
 
-def device_info(device) -> dict:
-    """``{"name", "count"}``: the GPU's name and the number of processes (``WORLD_SIZE``)."""
+def _world_size(value: int | None = None) -> int:
+    """The number of training processes: ``value``, else this process's ``WORLD_SIZE`` (1)."""
+    return int(value) if value is not None else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def device_info(device, count: int | None = None) -> dict:
+    """``{"name", "count"}``: the GPU's name and the number of training processes
+    (``count``, else ``WORLD_SIZE``)."""
     import torch
 
     device = torch.device(device)
-    count = int(os.environ.get("WORLD_SIZE", "1"))
+    count = _world_size(count)
     if device.type == "cuda":
         return {"name": torch.cuda.get_device_name(device), "count": count}
     return {"name": device.type, "count": count}
 
 
-def environment(device) -> dict:
-    """Device, library versions and git state of this process."""
+def environment(device, count: int | None = None) -> dict:
+    """Device (``count`` training processes, see :func:`device_info`), library versions and git
+    state of this process."""
     import torch
 
     from .. import __version__
 
     return {
-        "device": device_info(device),
+        "device": device_info(device, count),
         "versions": {
             "torch": str(torch.__version__),
             "python": sys.version.split()[0],
@@ -67,8 +74,12 @@ def build_record(
     eval_seconds: float,
     command: str,
     sample_grid: str | None = None,
+    world_size: int | None = None,
 ) -> dict:
-    """The record of one run (see ``results.schema.json``)."""
+    """The record of one run (see ``results.schema.json``).
+
+    ``world_size``: the number of processes that trained ``run`` (default: this process's
+    ``WORLD_SIZE``, 1 outside ``torchrun``); it is also the device count."""
     evaluation = [
         {
             "steps": int(row["steps"]),
@@ -83,6 +94,7 @@ def build_record(
         for row in sorted(table.rows, key=lambda r: r["steps"])
     ]
     cfg = run.config
+    procs = _world_size(world_size)
     return {
         "schema_version": SCHEMA_VERSION,
         "preset": preset,
@@ -93,7 +105,8 @@ def build_record(
         "evaluation": evaluation,
         "train_seconds": round(float(run.train_seconds), 3),
         "eval_seconds": round(float(eval_seconds), 3),
-        **environment(run.device),
+        "world_size": procs,
+        **environment(run.device, procs),
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sample_grid": sample_grid,

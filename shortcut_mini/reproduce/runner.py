@@ -12,12 +12,15 @@ results record (``OUT/METHOD_seedS.json``), sample grid (``.png``) and training 
   goes on; the exit status is non-zero if any run failed.
 - **No Jupyter?** ``--engine python`` runs the same steps in-process (:func:`.one_run.run_one`),
   without the executed notebooks; ``auto`` picks it when papermill is not installed.
+- **Several GPUs.** ``--nproc N`` trains each run in ``N`` processes under ``torchrun``
+  (DistributedDataParallel, one GPU each, the same global batch); evaluation stays in one process.
 
 Examples::
 
     shortcut-mini reproduce fashion_mnist                      # 2 methods x 2 seeds
     shortcut-mini reproduce fashion_mnist --seeds 0 --dry-run  # show the plan
     shortcut-mini reproduce smoke --set steps=50 --out /tmp/smoke
+    shortcut-mini reproduce fashion_mnist --nproc 4            # each run on 4 GPUs
     shortcut-mini reproduce fashion_mnist --publish            # + book/results and README
 """
 
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .aggregate import Summary, write_summary
-from .one_run import run_one, run_paths
+from .one_run import check_nproc, run_one, run_paths
 from .presets import eval_settings, get_preset, run_config
 from .record import read_record
 
@@ -141,6 +144,7 @@ def run_preset(
     progress: bool = True,
     command: str = "",
     log=None,
+    nproc: int = 1,
 ) -> BatchResult:
     """Run every (method, seed) of ``preset`` not yet finished in ``out``, then aggregate.
 
@@ -154,6 +158,7 @@ def run_preset(
         kernel_name: Jupyter kernel for papermill (default: the notebook's, ``python3``).
         command: the command line recorded in each record.
         log: a ``print``-like function for the per-run lines (default: ``tqdm.write``).
+        nproc: training processes per run; above 1 each run trains under ``torchrun``.
     """
     spec = get_preset(preset)
     methods = list(methods or spec["methods"])
@@ -161,6 +166,7 @@ def run_preset(
     out = Path(out or Path("runs") / "reproduce" / preset).resolve()
     overrides, eval_overrides = dict(overrides or {}), dict(eval_overrides or {})
     eval_settings(preset, eval_overrides)  # unknown evaluation settings fail before any run
+    nproc = check_nproc(nproc)
     fell_back = engine == "auto" and _pick_engine(engine) == "python"
     engine = _pick_engine(engine)
     plan = [(m, s) for s in seeds for m in methods]  # seed-major: a cut batch has every method
@@ -176,7 +182,8 @@ def run_preset(
         say = log or print
     say(
         f"reproduce {preset}: {len(plan)} runs ({', '.join(methods)} x seeds "
-        f"{', '.join(map(str, seeds))}) in {out} [engine {engine}]"
+        f"{', '.join(map(str, seeds))}) in {out} [engine {engine}"
+        + (f", {nproc} training processes per run]" if nproc > 1 else "]")
     )
     if fell_back and not dry_run:
         say("  note: papermill/ipykernel not installed: running in-process, no executed notebooks")
@@ -197,6 +204,7 @@ def run_preset(
                 try:
                     cfg = run_config(preset, method, seed, paths.train_dir, overrides)
                     what = f"{cfg.data} {cfg.model} {cfg.steps:,} steps x {cfg.batch_size}"
+                    what += f" in {nproc} processes" if nproc > 1 else ""
                 except ValueError as e:
                     what = f"invalid config: {e}"
                 resumable = (paths.train_dir / "checkpoint.pt").exists()
@@ -215,6 +223,7 @@ def run_preset(
                 overrides=overrides,
                 eval_overrides=eval_overrides,
                 command=command,
+                nproc=nproc,
             )
             try:
                 if engine == "papermill":
@@ -277,6 +286,13 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip().replace("-", "_"), parsed
 
 
+def _positive_int(text: str) -> int:
+    try:
+        return check_nproc(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("preset", nargs="?", help="preset name (see --list)")
     p.add_argument("--methods", nargs="+", default=None, help="default: the preset's")
@@ -300,6 +316,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="evaluation override: n, steps, seeds or metric",
+    )
+    p.add_argument(
+        "--nproc",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="training processes (GPUs) per run; N > 1 trains under torchrun (default 1)",
     )
     p.add_argument("--engine", choices=("auto", "papermill", "python"), default="auto")
     p.add_argument("--kernel", default=None, help="Jupyter kernel for papermill")
@@ -337,6 +360,7 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
         progress=not args.no_progress,
         command=command,
         log=None,
+        nproc=args.nproc,
     )
     if args.publish and not args.dry_run:
         from .publish import publish
