@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A reproduction batch on a lent GPU that outlives one 10-minute call. Run the same command in
 # consecutive calls on the warm machine:
-#   SHORTCUT_MINI_COMMIT=<sha> bash benchmarks/gpu_batch.sh PRESET WAIT_S [runner args...]
+#   SHORTCUT_MINI_COMMIT=<sha> SHORTCUT_MINI_DIRTY=<0|1> bash benchmarks/gpu_batch.sh PRESET WAIT_S \
+#     [runner args...]
+# (the copy there has no repository: the records take the commit and its state from these).
 # The first call installs the carried wheels (.carry/whl), unpacks the carried data (.carry/data),
 # trains the FD classifier and starts `shortcut-mini reproduce PRESET` in its own process session
 # (it survives the end of the call); every call then waits up to WAIT_S seconds and tars the
@@ -21,7 +23,7 @@ if [ ! -f $W/started ]; then
   python3 -m ipykernel install --user --name python3 >/dev/null 2>&1
   { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     python3 -c "import torch, papermill; print('torch', torch.__version__, 'papermill', papermill.__version__)"
-    echo "commit $SHORTCUT_MINI_COMMIT"; } | tee $W/device.txt
+    echo "commit $SHORTCUT_MINI_COMMIT dirty ${SHORTCUT_MINI_DIRTY:-unknown}"; } | tee $W/device.txt
   cp .carry/done/*.json $W/ 2>/dev/null
   data=$(python3 -c "from shortcut_mini.profiles import PRESETS as P; print(P['$PRESET']['config']['data'])")
   [ -f $W/classifier.json ] || python3 -m shortcut_mini.metrics.classifier --dataset $data --device cuda > $W/classifier.json; cat $W/classifier.json

@@ -311,9 +311,10 @@ _MINI = dict(
     progress=False,
 )
 _MINI_COST = (
-    "8,000 steps x 256 = 2.05M images; measured DiT w256 d6 on 1x28x28 (H200, bf16, batch 256, "
-    "shortcut step): 12,571 img/s compiled, 7,473 eager (DESIGN.md section 7): about 2.7 min "
-    "compiled (4.6 min eager) per run on an H200, plus compilation and evaluation."
+    "8,000 steps x 256 = 2.05M images. Measured (records in book/results/, 2026-11-26, compiled, "
+    "bf16): training 1.8-3.2 min per run on one H200 and 2.1-3.8 min on one H100 (the first run "
+    "on a machine includes compilation), evaluation 1.4-1.5 min; a batch of 4 runs took 16.5 min "
+    "on an H200 (fashion_mnist) and 19.6 min on an H100 (mnist)."
 )
 PRESETS: dict[str, dict] = {
     "smoke": dict(

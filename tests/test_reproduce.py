@@ -21,8 +21,10 @@ from shortcut_mini.reproduce import (
     validate_record,
 )
 from shortcut_mini.reproduce.aggregate import to_markdown
-from shortcut_mini.reproduce.one_run import LAUNCH_CONFIG, LAUNCH_LOG
+from shortcut_mini.reproduce.one_run import LAUNCH_CONFIG, LAUNCH_LOG, run_paths
+from shortcut_mini.reproduce.presets import run_name
 from shortcut_mini.reproduce.publish import README_END, README_START
+from shortcut_mini.reproduce.record import git_dirty, record_stem
 from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 
 BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -229,12 +231,63 @@ def test_python_engine_and_dry_run(tmp_path):
     assert [e["steps"] for e in rec["evaluation"]] == [1, 128]
 
 
-def test_aggregate_mixes_world_sizes():
+def test_aggregate_keeps_world_sizes_apart():
     one, two = good_record(), {**good_record(), "seed": 1, "world_size": 2}
     two["device"] = {"name": "cpu", "count": 2}
+    two["evaluation"] = [{**e, "value": 2 * e["value"]} for e in two["evaluation"]]
     summary = aggregate([one, {**one, "world_size": 1, "seed": 2}, two])
-    assert summary.rows["shortcut"][1] == (100.0, 0.0, 3)
-    assert "device cpu x1, cpu x2" in to_markdown(summary)
+    assert summary.rows["shortcut"][1] == (100.0, 0.0, 2)  # records without the field: 1 GPU
+    assert summary.rows["shortcut, 2 GPUs"][1] == (200.0, pytest.approx(math.nan, nan_ok=True), 1)
+    md = to_markdown(summary)
+    assert "device cpu x1, cpu x2" in md and "| shortcut, 2 GPUs (1 seed) | 200 |" in md
+
+
+def test_run_names_carry_the_gpu_count():
+    assert run_name("shortcut", 3) == "shortcut_seed3"
+    assert run_name("shortcut", 3, world_size=2) == "shortcut_seed3_x2"
+    assert record_stem({**good_record(), "world_size": 4}) == "shortcut_seed0_x4"
+    assert run_paths("b", "shortcut", 0, nproc=2).record.name == "shortcut_seed0_x2.json"
+
+
+def test_publish_keeps_batches_of_other_gpu_counts(tmp_path):
+    """A 2-GPU batch joins the published 1-GPU records; republishing 1 GPU replaces only those."""
+    one_gpu, two_gpu, book = tmp_path / "one", tmp_path / "two", tmp_path / "results"
+    for folder, ws, value in ((one_gpu, 1, 1.0), (two_gpu, 2, 2.0)):
+        folder.mkdir()
+        for method in ("flow_matching", "shortcut"):
+            rec = {**good_record(), "method": method, "world_size": ws}
+            rec["config"] = {**rec["config"], "method": method}
+            rec["evaluation"] = [{**e, "value": value} for e in rec["evaluation"]]
+            rec["sample_grid"] = f"{method}_seed0.png"  # the batch folder's own name
+            (folder / f"{method}_seed0.json").write_text(json.dumps(rec))
+            (folder / rec["sample_grid"]).write_bytes(b"png")
+    publish(one_gpu, "smoke", book_results=book, readme=None)
+    dest = publish(two_gpu, "smoke", book_results=book, readme=None)
+    names = sorted(p.name for p in dest.iterdir() if p.suffix in (".json", ".png"))
+    expected = [
+        f"{m}_seed0{x}{ext}"
+        for m in ("flow_matching", "shortcut")
+        for x in ("", "_x2")
+        for ext in (".json", ".png")
+    ]
+    assert names == sorted([*expected, "quality_vs_steps.png"])
+    page = (book / "summary.md").read_text()
+    assert "| shortcut, 2 GPUs (1 seed) | 2.00 |" in page and "| shortcut (1 seed) | 1.00 |" in page
+    assert "results/smoke/shortcut_seed0_x2.png" in page
+    (one_gpu / "flow_matching_seed0.json").unlink()
+    publish(one_gpu, "smoke", book_results=book, readme=None)
+    assert not (dest / "flow_matching_seed0.json").exists()  # replaced by the new 1-GPU batch
+    assert (dest / "flow_matching_seed0_x2.json").exists()  # another GPU count: kept
+
+
+def test_dirty_flag_of_a_copy_without_its_repository(monkeypatch):
+    monkeypatch.setenv("SHORTCUT_MINI_COMMIT", "abc123")
+    monkeypatch.delenv("SHORTCUT_MINI_DIRTY", raising=False)
+    assert git_dirty() is None  # git status of the copy says nothing about abc123
+    monkeypatch.setenv("SHORTCUT_MINI_DIRTY", "0")
+    assert git_dirty() is False
+    monkeypatch.setenv("SHORTCUT_MINI_DIRTY", "1")
+    assert git_dirty() is True
 
 
 def test_nproc_must_be_positive(tmp_path, capsys):
@@ -273,11 +326,11 @@ def test_python_engine_trains_under_torchrun(tmp_path, torchrun_env):
         log=lambda s: None,
     )
     assert res.ok, [o.error for o in res.failed]
-    rec = json.loads((tmp_path / "shortcut_seed0.json").read_text())
+    rec = json.loads((tmp_path / "shortcut_seed0_x2.json").read_text())
     validate_record(rec)
     assert rec["world_size"] == 2 and rec["device"]["count"] == 2
     assert rec["train_steps"] == rec["config"]["steps"] == PRESETS["smoke"]["config"]["steps"]
-    run_dir = tmp_path / "runs" / "shortcut_seed0"
+    run_dir = tmp_path / "runs" / "shortcut_seed0_x2"
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
         [CHECKPOINT_NAME, "metrics.jsonl", "config.json", LAUNCH_CONFIG, LAUNCH_LOG]
     )
@@ -301,7 +354,7 @@ def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
         log=lambda s: None,
     )
     [failed] = res.failed
-    log = tmp_path / "runs" / "shortcut_seed0" / LAUNCH_LOG
+    log = tmp_path / "runs" / "shortcut_seed0_x2" / LAUNCH_LOG
     first = failed.error.splitlines()[0]
     assert f"full output in {log}" in first and "not divisible by the 2 processes" in first
-    assert not (tmp_path / "shortcut_seed0.json").exists()
+    assert not (tmp_path / "shortcut_seed0_x2.json").exists()

@@ -16,10 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from ..train.checkpoint import atomic_write_bytes
-from .record import read_record
+from .record import read_record, record_label, record_world_size
 from .schema import RecordError
 
-__all__ = ["Summary", "aggregate", "load_records", "pattern_check", "write_summary"]
+__all__ = [
+    "Summary",
+    "aggregate",
+    "load_record_files",
+    "load_records",
+    "pattern_check",
+    "write_summary",
+]
 
 # The paper's claim, as issue 5 states it: one step at least 5x closer than flow matching at one
 # step, and 128 steps within 25% of flow matching at 128 steps.
@@ -27,9 +34,12 @@ ONE_STEP_RATIO = 5.0
 FULL_STEPS_TOLERANCE = 0.25
 
 
-def load_records(folder: str | Path, preset: str | None = None) -> tuple[list[dict], list[str]]:
-    """Valid records under ``folder`` (not recursive), sorted by (method, seed); and problems."""
-    records, problems = [], []
+def load_record_files(
+    folder: str | Path, preset: str | None = None
+) -> tuple[list[tuple[dict, Path]], list[str]]:
+    """``(record, file)`` for each valid record under ``folder`` (not recursive), sorted by
+    (method, GPUs, seed); and the problems of the files that are not valid records."""
+    found, problems = [], []
     for path in sorted(Path(folder).glob("*.json")):
         try:
             rec = read_record(path)
@@ -37,14 +47,21 @@ def load_records(folder: str | Path, preset: str | None = None) -> tuple[list[di
             problems.append(f"{path.name}: {e}")
             continue
         if preset is None or rec["preset"] == preset:
-            records.append(rec)
-    records.sort(key=lambda r: (r["method"], r["seed"]))
-    return records, problems
+            found.append((rec, path))
+    found.sort(key=lambda rp: (rp[0]["method"], record_world_size(rp[0]), rp[0]["seed"]))
+    return found, problems
+
+
+def load_records(folder: str | Path, preset: str | None = None) -> tuple[list[dict], list[str]]:
+    """Valid records under ``folder`` (see :func:`load_record_files`); and problems."""
+    found, problems = load_record_files(folder, preset)
+    return [rec for rec, _ in found], problems
 
 
 @dataclass
 class Summary:
-    """Aggregated records of one preset: ``rows[method][steps] = (mean, std, n_seeds)``."""
+    """Aggregated records of one preset: ``rows[label][steps] = (mean, std, n_seeds)``, where the
+    label is the method, with the GPU count for runs trained on several (:func:`record_label`)."""
 
     preset: str
     records: list[dict]
@@ -68,7 +85,8 @@ class Summary:
 
 
 def aggregate(records: list[dict], preset: str | None = None) -> Summary:
-    """Group ``records`` by method and step budget; mean and std (``ddof=1``) over seeds."""
+    """Group ``records`` by method (and GPU count, see :func:`record_label`) and step budget; mean
+    and std (``ddof=1``) over seeds. One- and multi-GPU runs stay in separate rows."""
     if preset is None:
         presets = {r["preset"] for r in records}
         if len(presets) > 1:
@@ -78,7 +96,7 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
     values: dict[str, dict[int, list[float]]] = {}
     for rec in records:
         for e in rec["evaluation"]:
-            values.setdefault(rec["method"], {}).setdefault(e["steps"], []).append(e["value"])
+            values.setdefault(record_label(rec), {}).setdefault(e["steps"], []).append(e["value"])
     rows = {}
     for method in sorted(values):
         rows[method] = {}
@@ -195,7 +213,7 @@ def to_csv(summary: Summary) -> str:
                 {
                     e["n_samples"]
                     for r in summary.records
-                    if r["method"] == method
+                    if record_label(r) == method
                     for e in r["evaluation"]
                     if e["steps"] == s
                 }

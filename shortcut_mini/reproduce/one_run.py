@@ -46,9 +46,9 @@ class RunPaths:
     grid: Path  # the sample-grid PNG
 
 
-def run_paths(out: str | Path, method: str, seed: int) -> RunPaths:
+def run_paths(out: str | Path, method: str, seed: int, nproc: int = 1) -> RunPaths:
     out = Path(out)
-    name = run_name(method, seed)
+    name = run_name(method, seed, nproc)
     return RunPaths(
         train_dir=out / "runs" / name,
         record=out / f"{name}.json",
@@ -193,7 +193,7 @@ def run_one(
 ) -> dict:
     """Train (resuming from the last checkpoint; in ``nproc`` processes, see :func:`train_run`),
     evaluate, save the grid, write the record."""
-    paths = run_paths(out_dir, method, seed)
+    paths = run_paths(out_dir, method, seed, nproc)
     cfg = run_config(preset, method, seed, paths.train_dir, overrides)
     run = train_run(cfg, nproc)
     table, eval_seconds = evaluate_run(

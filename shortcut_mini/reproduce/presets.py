@@ -29,9 +29,10 @@ def get_preset(name: str) -> dict:
     return copy.deepcopy(PRESETS[name])
 
 
-def run_name(method: str, seed: int) -> str:
-    """File stem of one run inside a batch folder: ``METHOD_seedS``."""
-    return f"{method}_seed{int(seed)}"
+def run_name(method: str, seed: int, world_size: int = 1) -> str:
+    """File stem of one run inside a batch folder: ``METHOD_seedS``, or ``METHOD_seedS_xW`` for a
+    run trained in ``W > 1`` processes (so one- and multi-GPU runs of a seed sit side by side)."""
+    return f"{method}_seed{int(seed)}" + (f"_x{int(world_size)}" if world_size > 1 else "")
 
 
 def run_config(

@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 from ..train.checkpoint import atomic_write_bytes
-from .aggregate import aggregate, load_records, to_markdown, write_summary
+from .aggregate import aggregate, load_record_files, load_records, to_markdown, write_summary
+from .record import read_record, record_label, record_stem, record_world_size
 
 __all__ = ["README_END", "README_START", "publish", "render_book_summary", "update_readme"]
 
@@ -45,19 +46,19 @@ def render_book_summary(book_results: str | Path, prefix: str = "results") -> st
         summary = aggregate(records, folder.name)
         rel = f"{prefix}/{folder.name}"
         parts.append(to_markdown(summary, heading_level=3, figure=f"{rel}/quality_vs_steps.png"))
-        grids = [
-            r for r in records if r.get("sample_grid") and (folder / r["sample_grid"]).exists()
-        ]
+        grids = [r for r in records if (folder / f"{record_stem(r)}.png").exists()]
         if grids:
             parts.append(
                 "Samples (the same noise at each step budget, first seed of each method):\n"
             )
             seen = set()
             for r in grids:
-                if r["method"] in seen:
+                if record_label(r) in seen:
                     continue
-                seen.add(r["method"])
-                parts.append(f"![{r['method']}, seed {r['seed']}]({rel}/{r['sample_grid']})\n")
+                seen.add(record_label(r))
+                parts.append(
+                    f"![{record_label(r)}, seed {r['seed']}]({rel}/{record_stem(r)}.png)\n"
+                )
         parts.append(
             f"Records: `book/results/{folder.name}/*.json` (schema "
             "`shortcut_mini/reproduce/results.schema.json`).\n"
@@ -99,20 +100,32 @@ def publish(
 ) -> Path:
     """Copy the valid records of ``preset`` in ``out_dir`` (with their sample grids) into
     ``book_results/PRESET/``, aggregate there, regenerate ``book_results/summary.md`` and the
-    README's table. Returns the preset's folder."""
+    README's table. Returns the preset's folder.
+
+    The batch replaces the published records of the same GPU count (an earlier batch of
+    one-GPU runs, say) and keeps the others, so a multi-GPU batch sits beside a one-GPU one.
+    Files are named by :func:`~.record.record_stem` (``shortcut_seed0``, ``shortcut_seed0_x2``).
+    """
     out_dir, book_results = Path(out_dir), Path(book_results)
-    records, problems = load_records(out_dir, preset)
+    records, problems = load_record_files(out_dir, preset)
     if not records:
         raise ValueError(f"no valid {preset!r} records in {out_dir} to publish ({problems})")
     dest = book_results / preset
     dest.mkdir(parents=True, exist_ok=True)
+    world_sizes = {record_world_size(r) for r, _ in records}
     for old in dest.glob("*.json"):
-        old.unlink()
-    for rec in records:
-        stem = f"{rec['method']}_seed{rec['seed']}"
-        shutil.copyfile(out_dir / f"{stem}.json", dest / f"{stem}.json")
+        try:
+            replaced = record_world_size(read_record(old)) in world_sizes
+        except ValueError:  # not a valid record: stale, replace it
+            replaced = True
+        if replaced:
+            old.unlink()
+            old.with_suffix(".png").unlink(missing_ok=True)
+    for rec, path in records:
+        stem = record_stem(rec)
+        shutil.copyfile(path, dest / f"{stem}.json")
         if rec.get("sample_grid") and (out_dir / rec["sample_grid"]).exists():
-            shutil.copyfile(out_dir / rec["sample_grid"], dest / rec["sample_grid"])
+            shutil.copyfile(out_dir / rec["sample_grid"], dest / f"{stem}.png")
     write_summary(dest, preset)
     atomic_write_bytes(book_results / "summary.md", render_book_summary(book_results).encode())
     if readme is not None:

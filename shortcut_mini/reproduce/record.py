@@ -14,17 +14,56 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..notebook import git_commit, run_git
+from ..notebook import COMMIT_ENV, git_commit, run_git
 from ..train.checkpoint import atomic_write_bytes
 from .schema import SCHEMA_VERSION, validate_record
 
-__all__ = ["build_record", "device_info", "environment", "git_dirty", "read_record", "write_record"]
+__all__ = [
+    "build_record",
+    "device_info",
+    "environment",
+    "git_dirty",
+    "read_record",
+    "record_label",
+    "record_stem",
+    "record_world_size",
+    "write_record",
+]
+
+
+DIRTY_ENV = "SHORTCUT_MINI_DIRTY"
 
 
 def git_dirty(cwd: str | os.PathLike | None = None) -> bool | None:
-    """True if tracked files have uncommitted changes (``git status``); None if unknown."""
+    """True if tracked files have uncommitted changes (``git status``); None if unknown.
+
+    Where the commit comes from ``$SHORTCUT_MINI_COMMIT`` (a copy of the tree without its own
+    repository, e.g. on a rented GPU), ``git status`` there says nothing about that commit: the
+    answer is then ``$SHORTCUT_MINI_DIRTY`` (``0``/``1``) or None.
+    """
+    if os.environ.get(COMMIT_ENV, "").strip():
+        flag = os.environ.get(DIRTY_ENV, "").strip().lower()
+        return {"0": False, "false": False, "1": True, "true": True}.get(flag)
     out = run_git(["status", "--porcelain", "--untracked-files=no"], cwd)
     return None if out is None else bool(out)
+
+
+def record_world_size(record: dict) -> int:
+    """Training processes of a record (records written before the field existed: 1)."""
+    return int(record.get("world_size", 1))
+
+
+def record_stem(record: dict) -> str:
+    """File stem of a record (and its grid) in a batch or published folder; see ``run_name``."""
+    from .presets import run_name
+
+    return run_name(record["method"], record["seed"], record_world_size(record))
+
+
+def record_label(record: dict) -> str:
+    """The row a record belongs to in a summary: its method, plus the GPU count if above 1."""
+    ws = record_world_size(record)
+    return record["method"] + (f", {ws} GPUs" if ws > 1 else "")
 
 
 def _world_size(value: int | None = None) -> int:

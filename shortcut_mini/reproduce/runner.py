@@ -189,7 +189,7 @@ def run_preset(
         say("  note: papermill/ipykernel not installed: running in-process, no executed notebooks")
     try:
         for i, (method, seed) in enumerate(plan, 1):
-            paths = run_paths(out, method, seed)
+            paths = run_paths(out, method, seed, nproc)
             tag = f"[{i}/{len(plan)}] {method} seed {seed}"
             if is_finished(paths.record, preset, method, seed):
                 result.outcomes.append(
