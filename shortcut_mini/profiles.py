@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "RESERVED_PRESETS", "settings"]
+__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "settings"]
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
 
@@ -470,7 +470,6 @@ PRESETS: dict[str, dict] = {
         ),
     ),
 }
-RESERVED_PRESETS = ("celebahq256", "imagenet256")
 
 
 def settings(chapter: str, profile: str) -> SimpleNamespace:

@@ -311,20 +311,25 @@ def torchrun_env(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
+def _smoke_on_two_processes(out, **kwargs):
+    """The smoke preset's shortcut run, trained in 2 gloo CPU processes (python engine)."""
+    return run_preset(
+        "smoke",
+        methods=["shortcut"],
+        out=out,
+        engine="python",
+        nproc=2,
+        progress=False,
+        log=lambda s: None,
+        **kwargs,
+    )
+
+
 @pytest.mark.slow
 @needs_gloo
 def test_python_engine_trains_under_torchrun(tmp_path, torchrun_env):
     """``--nproc 2``: each run trains in 2 gloo CPU processes; rank 0 alone writes."""
-    res = run_preset(
-        "smoke",
-        methods=["shortcut"],
-        out=tmp_path,
-        engine="python",
-        nproc=2,
-        progress=False,
-        eval_overrides={"steps": [1, 128], "n": 16},
-        log=lambda s: None,
-    )
+    res = _smoke_on_two_processes(tmp_path, eval_overrides={"steps": [1, 128], "n": 16})
     assert res.ok, [o.error for o in res.failed]
     rec = json.loads((tmp_path / "shortcut_seed0_x2.json").read_text())
     validate_record(rec)
@@ -343,16 +348,8 @@ def test_python_engine_trains_under_torchrun(tmp_path, torchrun_env):
 @pytest.mark.slow
 @needs_gloo
 def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
-    res = run_preset(
-        "smoke",
-        methods=["shortcut"],
-        out=tmp_path,
-        engine="python",
-        nproc=2,
-        overrides={"batch_size": 33},  # not divisible by 2 processes: every rank refuses
-        progress=False,
-        log=lambda s: None,
-    )
+    # a batch not divisible by 2 processes: every rank refuses
+    res = _smoke_on_two_processes(tmp_path, overrides={"batch_size": 33})
     [failed] = res.failed
     log = tmp_path / "runs" / "shortcut_seed0_x2" / LAUNCH_LOG
     first = failed.error.splitlines()[0]

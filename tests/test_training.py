@@ -1,6 +1,7 @@
 """The trainer: EMA, behaviour on a 2D toy, exact resume, checkpoints and clear errors."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from shortcut_mini.data import ArrayDataset, toy2d
 from shortcut_mini.metrics import sliced_wasserstein
 from shortcut_mini.models import build_model
 from shortcut_mini.train import EMA, CheckpointError, load_weights
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
+from shortcut_mini.train.checkpoint import CHECKPOINT_NAME, atomic_write_json
 
 
 def tiny(**kw):
@@ -205,3 +206,13 @@ def test_dit_on_digits_trains_and_loss_falls():
     assert run.history[-1]["loss"] < run.history[0]["loss"]
     x = sample(run, 4, 2, y=torch.tensor([0, 1, 2, 3]), cfg_scale=2.0)
     assert x.shape == (4, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+
+
+def test_atomic_writes_leave_no_temporary_and_normal_permissions(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # what the umask gives a new file
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    atomic_write_json(tmp_path / "a.json", {"x": 2})  # replace
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "plain.txt"]
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

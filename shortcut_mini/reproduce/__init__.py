@@ -6,11 +6,18 @@ a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggreg
 turns the records into a table and a figure, ``publish`` puts them into the book and README.
 """
 
-from .aggregate import Summary, aggregate, load_records, pattern_check, write_summary
-from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run
+from .aggregate import (
+    Summary,
+    aggregate,
+    load_record_files,
+    load_records,
+    pattern_check,
+    write_summary,
+)
+from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, train_torchrun
 from .presets import eval_settings, get_preset, preset_table, run_config, run_name
 from .publish import publish
-from .record import build_record, read_record, write_record
+from .record import build_record, read_record, record_label, record_stem, write_record
 from .runner import BatchResult, RunOutcome, run_preset
 from .schema import SCHEMA_PATH, SCHEMA_VERSION, RecordError, validate_record
 
@@ -26,11 +33,14 @@ __all__ = [
     "eval_settings",
     "evaluate_run",
     "get_preset",
+    "load_record_files",
     "load_records",
     "pattern_check",
     "preset_table",
     "publish",
     "read_record",
+    "record_label",
+    "record_stem",
     "run_config",
     "run_name",
     "run_one",
@@ -38,6 +48,7 @@ __all__ = [
     "run_preset",
     "save_grid",
     "train_run",
+    "train_torchrun",
     "validate_record",
     "write_record",
     "write_summary",

@@ -12,7 +12,7 @@ import copy
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
-from ..profiles import PRESETS, RESERVED_PRESETS
+from ..profiles import PRESETS
 
 __all__ = ["get_preset", "preset_table", "run_config", "run_name", "eval_settings"]
 
@@ -20,12 +20,7 @@ __all__ = ["get_preset", "preset_table", "run_config", "run_name", "eval_setting
 def get_preset(name: str) -> dict:
     """A deep copy of preset ``name`` (raises ``ValueError`` listing the known names)."""
     if name not in PRESETS:
-        hint = (
-            f" ({name!r} is reserved for the latent-space presets, not available in this version)"
-            if name in RESERVED_PRESETS
-            else ""
-        )
-        raise ValueError(f"unknown preset {name!r}{hint}; known presets: {sorted(PRESETS)}")
+        raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
