@@ -53,7 +53,8 @@ def load_record_files(
 
 
 def load_records(folder: str | Path, preset: str | None = None) -> tuple[list[dict], list[str]]:
-    """Valid records under ``folder`` (see :func:`~shortcut_mini.reproduce.load_record_files`); and problems."""
+    """Valid records under ``folder``, and problems
+    (see :func:`~shortcut_mini.reproduce.load_record_files`)."""
     found, problems = load_record_files(folder, preset)
     return [rec for rec, _ in found], problems
 
@@ -61,7 +62,8 @@ def load_records(folder: str | Path, preset: str | None = None) -> tuple[list[di
 @dataclass
 class Summary:
     """Aggregated records of one preset: ``rows[label][steps] = (mean, std, n_seeds)``, where the
-    label is the method, with the GPU count for runs trained on several (:func:`~shortcut_mini.reproduce.record_label`)."""
+    label is the method, with the GPU count for runs trained on several
+    (:func:`~shortcut_mini.reproduce.record_label`)."""
 
     preset: str
     records: list[dict]
@@ -85,8 +87,9 @@ class Summary:
 
 
 def aggregate(records: list[dict], preset: str | None = None) -> Summary:
-    """Group ``records`` by method (and GPU count, see :func:`~shortcut_mini.reproduce.record_label`) and step budget; mean
-    and std (``ddof=1``) over seeds. One- and multi-GPU runs stay in separate rows."""
+    """Group ``records`` by method (and GPU count, see
+    :func:`~shortcut_mini.reproduce.record_label`) and step budget; mean and std (``ddof=1``) over
+    seeds. One- and multi-GPU runs stay in separate rows."""
     if preset is None:
         presets = {r["preset"] for r in records}
         if len(presets) > 1:

@@ -144,8 +144,8 @@ def train_torchrun(cfg, nproc: int):
 def train_run(cfg, nproc: int = 1):
     """Train ``cfg`` (resuming from the last checkpoint in ``cfg.out_dir``) and return the
     :class:`~shortcut_mini.Run`: in this process when ``nproc == 1``, else in ``nproc``
-    processes under ``torchrun`` (:func:`~shortcut_mini.reproduce.train_torchrun`). The global batch is
-    ``cfg.batch_size`` either way."""
+    processes under ``torchrun`` (:func:`~shortcut_mini.reproduce.train_torchrun`). The global
+    batch is ``cfg.batch_size`` either way."""
     if check_nproc(nproc) == 1:
         from ..train import train
 

@@ -104,7 +104,8 @@ def publish(
 
     The batch replaces the published records of the same GPU count (an earlier batch of
     one-GPU runs, say) and keeps the others, so a multi-GPU batch sits beside a one-GPU one.
-    Files are named by :func:`~shortcut_mini.reproduce.record_stem` (``shortcut_seed0``, ``shortcut_seed0_x2``).
+    Files are named by :func:`~shortcut_mini.reproduce.record_stem` (``shortcut_seed0``,
+    ``shortcut_seed0_x2``).
     """
     out_dir, book_results = Path(out_dir), Path(book_results)
     records, problems = load_record_files(out_dir, preset)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..notebook import COMMIT_ENV, git_commit, run_git
 from ..train.checkpoint import atomic_write_bytes
+from .presets import run_name
 from .schema import SCHEMA_VERSION, validate_record
 
 __all__ = [
@@ -55,8 +56,6 @@ def record_world_size(record: dict) -> int:
 
 def record_stem(record: dict) -> str:
     """File stem of a record (and its grid) in a batch or published folder; see ``run_name``."""
-    from .presets import run_name
-
     return run_name(record["method"], record["seed"], record_world_size(record))
 
 

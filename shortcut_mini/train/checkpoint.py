@@ -28,11 +28,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
 
 
-def _new_file_mode() -> int:
-    """The permissions ``open(path, "w")`` would give a new file (``mkstemp`` gives 0600)."""
-    umask = os.umask(0)
+def _read_umask() -> int:
+    umask = os.umask(0)  # reading the umask means setting it: done once, at import
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+# The permissions ``open(path, "w")`` gives a new file; ``mkstemp`` alone would give 0600.
+NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def _atomic(path: Path, write) -> None:
@@ -46,7 +49,7 @@ def _atomic(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode())
+        os.chmod(tmp, NEW_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
