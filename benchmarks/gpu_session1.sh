@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU call 1: classifier accuracies (issue 3) and training throughput (DESIGN.md section 7).
+# GPU call 1: classifier accuracies (issue 3) and training throughput (the book's design notes).
 # Usage on the device machine: bash benchmarks/gpu_session1.sh OUTDIR   (data carried in .carry/data)
 set -x
 OUT=${1:-/tmp/out}; mkdir -p $OUT

@@ -1,6 +1,6 @@
 """Training throughput (images/s) of one full training step, eager and compiled.
 
-Measures what DESIGN.md section 7 anchors: forward + backward + AdamW + EMA, including the two
+Measures what the book's design notes anchors: forward + backward + AdamW + EMA, including the two
 no-grad self-consistency queries of the shortcut objective. Synthetic data of the right shape
 (the step's cost does not depend on pixel values). Median over timed windows after warm-up,
 CUDA-synchronised. Prints one JSON line per configuration.

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, TrainConfig
+from .levels import DEFAULT_BUDGETS
 
 __all__ = ["main", "build_parser"]
 
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="quality per step budget: table.csv/json/md and quality_vs_steps.png"
     )
     p.add_argument("run", help="run folder written by 'train'")
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128])
+    p.add_argument("--steps", type=int, nargs="+", default=list(DEFAULT_BUDGETS))
     p.add_argument("--n", type=int, default=None, help="samples per seed and budget")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--out", default=None, help="output folder (default RUN/eval)")

@@ -66,7 +66,7 @@ def _data_names() -> list[str]:
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (defaults follow DESIGN.md section 2 and the paper).
+    """Settings of one training run (defaults follow the book's design notes and the paper).
 
     Attributes:
         data: dataset name (see the module docstring).

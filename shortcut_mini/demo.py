@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 
 from .api import sample
+from .common import atomic_write_bytes, atomic_write_json
 from .config import TrainConfig
 from .data import toy2d
+from .levels import DEFAULT_BUDGETS
 from .metrics import sliced_wasserstein
 from .train import train
-from .train.checkpoint import atomic_write_bytes, atomic_write_json
 
-BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
+BUDGETS = DEFAULT_BUDGETS
 
 
 def run_demo(

@@ -1,7 +1,7 @@
 """Step-budget sweeps: sample quality as a function of the number of sampling steps.
 
 A shortcut model's claim is quality per step budget, so every chapter, test and reproduction
-measures it with :func:`evaluate`, which follows DESIGN.md section 6:
+measures it with :func:`evaluate`, which follows the book's design notes:
 
 - **2D runs**: the sliced Wasserstein-2 distance (``"SWD"``, not squared) between ``n`` samples
   (default 4,096) and ``n`` held-out points of the toy, drawn with a seed disjoint from the
@@ -44,10 +44,11 @@ import numpy as np
 import torch
 
 from .api import sample
+from .common import atomic_write_bytes
+from .levels import DEFAULT_BUDGETS
 from .metrics.frechet import FeatureStats
 from .metrics.precision_recall import precision_recall as _precision_recall
 from .metrics.sliced_wasserstein import sliced_wasserstein
-from .train.checkpoint import atomic_write_bytes
 
 __all__ = [
     "CLASSIFIER_DATASETS",
@@ -59,8 +60,8 @@ __all__ = [
     "reference_for",
 ]
 
-DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
-"""The step budgets every table reports (DESIGN.md section 6)."""
+DEFAULT_STEPS = DEFAULT_BUDGETS
+"""The step budgets every table reports (the book's design notes)."""
 
 CLASSIFIER_DATASETS = ("mnist", "fashion_mnist", "digits")
 """Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)")."""
@@ -651,7 +652,7 @@ def evaluate(
         if bar is not None:
             bar.close()
 
-    from .notebook import device_name, git_commit
+    from .common import device_name, git_commit
 
     cfg = run.config
     meta = {

@@ -13,6 +13,7 @@ import math
 from fractions import Fraction
 
 __all__ = [
+    "DEFAULT_BUDGETS",
     "check_base_steps",
     "num_levels",
     "flow_level",
@@ -20,6 +21,10 @@ __all__ = [
     "d_to_level",
     "dyadic_schedule",
 ]
+
+
+DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
+"""The step budgets every table reports: the powers of two from one step to the paper's M = 128."""
 
 
 def check_base_steps(M: int) -> int:

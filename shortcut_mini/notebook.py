@@ -2,7 +2,7 @@
 
 A chapter reads its *profile* (how big a run to make) with :func:`get_profile`, and its last cell
 prints :func:`run_record`, so that every figure in the book can be traced to the profile, device,
-commit and wall time that produced it (DESIGN.md section 6). :func:`in_colab` tells the first
+commit and wall time that produced it (the book's design notes). :func:`in_colab` tells the first
 cells whether they run in Google Colab.
 
 This module imports nothing heavy at import time; ``torch`` is imported only inside
@@ -12,10 +12,10 @@ This module imports nothing heavy at import time; ``torch`` is imported only ins
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from .common import COMMIT_ENV, device_name, git_commit, run_git
 
 __all__ = [
     "COMMIT_ENV",
@@ -40,9 +40,6 @@ DEFAULT_PROFILE = "cpu"
 PROFILE_ENV = "SHORTCUT_MINI_PROFILE"
 """Environment variable that selects the profile."""
 
-COMMIT_ENV = "SHORTCUT_MINI_COMMIT"
-"""Environment variable that, when set, overrides the git commit recorded in run records."""
-
 
 def get_profile(default: str | None = None) -> str:
     """Return the run profile, read from ``$SHORTCUT_MINI_PROFILE``.
@@ -65,44 +62,6 @@ def get_profile(default: str | None = None) -> str:
             f"choose one of {', '.join(PROFILES)}"
         )
     return value
-
-
-def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """The commit the code runs at: ``$SHORTCUT_MINI_COMMIT`` if set, else ``git rev-parse HEAD``.
-
-    Runs ``git`` in ``cwd`` (default: the directory of this package), so the answer is the
-    package's repository even when a notebook runs from elsewhere. Returns ``"unknown"`` when
-    neither source is available (no git, not a checkout, a pip-installed copy).
-    """
-    env_commit = os.environ.get(COMMIT_ENV, "").strip()
-    if env_commit:
-        return env_commit
-    sha = run_git(["rev-parse", "HEAD"], cwd)
-    return sha if sha else "unknown"
-
-
-def run_git(args: list[str], cwd: str | os.PathLike | None = None) -> str | None:
-    """Output of ``git ARGS`` run in ``cwd`` (default: this package's folder), stripped;
-    ``None`` when git is missing, fails, or the folder is not a checkout."""
-    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=where, capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def device_name() -> str:
-    """Name of the device a chapter runs on: the CUDA device's name, else ``"cpu"``."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        return "cpu"
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return "cpu"
 
 
 def in_colab() -> bool:

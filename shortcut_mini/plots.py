@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .train.checkpoint import atomic_write_bytes
+from .common import atomic_write_bytes
 
 __all__ = ["plot_quality_vs_steps", "plot_sample_grid", "save_figure"]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from .levels import DEFAULT_BUDGETS
+
 __all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "settings"]
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
@@ -217,7 +219,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             "clf_epochs": 30,
             "min_clf_accuracy": 0.95,
             "n_eval": 360,
-            "budgets": (1, 2, 4, 8, 16, 32, 64, 128),
+            "budgets": DEFAULT_BUDGETS,
             "grid_rows": 3,
             "cfg_scales": (0.0, 1.0, 2.0, 4.0),
             "cfg_steps": 1,
@@ -272,7 +274,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             n_data=100000,
             seeds=(0, 1, 2, 3, 4),
             n_eval=4096,
-            budgets=(1, 2, 4, 8, 16, 32, 64, 128),
+            budgets=DEFAULT_BUDGETS,
             log_runs=True,
             plot_cols=3,
             level_batches=(16, 32, 64, 128, 256),
@@ -295,7 +297,7 @@ PROFILES: dict[str, dict[str, dict]] = {
 # ``methods``, ``seeds``, ``eval`` (the step-budget sweep: metric, n samples, step budgets, sampling
 # seeds, reference split), ``grid`` (sample-grid budgets), ``description`` and ``cost`` (what one
 # run costs, quoted only from measurements, with their source).
-_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_BUDGETS = DEFAULT_BUDGETS
 _MINI = dict(
     model="dit-mini",  # hidden 256, depth 6, 4 heads, patch 2
     steps=8_000,
@@ -304,7 +306,7 @@ _MINI = dict(
     # DiT with adaLN-Zero trains stably at 3e-4 (lower it with --set lr=1e-4 to match the paper).
     lr=3e-4,
     class_conditional=False,  # as the paper's CelebA-HQ Table 1 (unconditional)
-    target_weights="online",  # DESIGN.md section 2: EMA targets do not propagate in short runs
+    target_weights="online",  # the book's design notes: EMA targets do not propagate in short runs
     compile=True,
     ckpt_every=1_000,
     log_every=100,
@@ -377,7 +379,7 @@ PRESETS: dict[str, dict] = {
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
             "100,000 steps x 256 = 25.6M images; measured DiT-S/2 on 3x32x32 (H200, bf16): "
-            "5,806 img/s compiled (DESIGN.md section 7): about 74 min per run on an H200, "
+            "5,806 img/s compiled (the book's design notes): about 74 min per run on an H200, "
             "plus evaluation."
         ),
     ),
@@ -403,7 +405,7 @@ PRESETS: dict[str, dict] = {
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost="not measured here (no CelebA on these machines); 25.6M images per run",
     ),
-    # The paper's scale (DESIGN.md section 3): DiT-B/2 on 4x32x32 latents of the SD VAE, encoded
+    # The paper's scale (the book's design notes): DiT-B/2 on 4x32x32 latents of the SD VAE, encoded
     # once and cached (shortcut_mini.data.latents). The images are the user's:
     # --set data=image_folder:PATH (256x256 after center crop; class subfolders for ImageNet).
     "celebahq256": dict(
@@ -421,7 +423,7 @@ PRESETS: dict[str, dict] = {
             batch_size=64,
             lr=1e-4,
             class_conditional=False,
-            target_weights="ema",  # as the official code, at the paper's length (DESIGN.md sec. 2)
+            target_weights="ema",  # as the official code, at the paper's length (the design notes)
             compile=True,
             ckpt_every=10_000,
             log_every=1_000,
@@ -433,7 +435,7 @@ PRESETS: dict[str, dict] = {
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
             "400,000 steps x 64 = 25.6M latents; measured DiT-B/2 on 4x32x32 (H200, bf16, batch "
-            "256): 2,318 img/s compiled (DESIGN.md section 7): about 3.1 h per run on an H200 at "
+            "256): 2,318 img/s compiled (the book's design notes): about 3.1 h per run on an H200 at "
             "that throughput (batch 64 runs slower), plus encoding the 30k images once and FID-50k."
         ),
     ),
@@ -465,7 +467,7 @@ PRESETS: dict[str, dict] = {
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
             "800,000 steps x 256 = 204.8M latents: about 25 h per run on one H200 at 2,318 img/s "
-            "(DESIGN.md section 7), or torchrun over several GPUs; plus encoding 1.28M images once "
+            "(the book's design notes), or torchrun over several GPUs; plus encoding 1.28M images once "
             "(latents cached as float16, about 10.5 GB) and FID-50k."
         ),
     ),

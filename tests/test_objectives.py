@@ -1,4 +1,4 @@
-"""The math of the objectives against hand-computed cases (DESIGN.md section 2)."""
+"""The math of the objectives against hand-computed cases (the book's design notes)."""
 
 import pytest
 import torch

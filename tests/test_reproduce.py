@@ -11,6 +11,7 @@ import pytest
 import torch.distributed as dist
 
 from shortcut_mini.cli import main as cli_main
+from shortcut_mini.levels import DEFAULT_BUDGETS
 from shortcut_mini.profiles import PRESETS
 from shortcut_mini.reproduce import (
     RecordError,
@@ -27,7 +28,7 @@ from shortcut_mini.reproduce.publish import README_END, README_START
 from shortcut_mini.reproduce.record import git_dirty, record_stem
 from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 
-BUDGETS = [1, 2, 4, 8, 16, 32, 64, 128]
+BUDGETS = list(DEFAULT_BUDGETS)
 
 
 def good_record() -> dict:

@@ -15,11 +15,12 @@ from shortcut_mini import (
     sample,
     train,
 )
+from shortcut_mini.common import atomic_write_json
 from shortcut_mini.data import ArrayDataset, toy2d
 from shortcut_mini.metrics import sliced_wasserstein
 from shortcut_mini.models import build_model
 from shortcut_mini.train import EMA, CheckpointError, load_weights
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME, atomic_write_json
+from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 
 
 def tiny(**kw):
@@ -54,7 +55,7 @@ def test_ema_update_matches_formula():
 @pytest.mark.slow
 def test_shortcut_beats_flow_matching_at_one_step_on_checkerboard():
     """Same budget: shortcut's 1-step samples >= 2x closer than flow matching's, and within 2x
-    of its own 128-step samples (sliced Wasserstein-2, DESIGN.md section 6)."""
+    of its own 128-step samples (sliced Wasserstein-2, the book's design notes)."""
     ref = toy2d("checkerboard", 4096, seed=123)
     swd = {}
     for method in ("flow_matching", "shortcut"):

@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN.md section 6).
+"""Evaluation metrics (the book's design notes).
 
 - :func:`frechet_distance`, :class:`FeatureStats`: Frechet distance of Gaussian-fitted features;
 - :func:`sliced_wasserstein`: the 2D metric;

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..train.checkpoint import atomic_write_bytes
+from ..common import atomic_write_bytes
 from .record import read_record, record_label, record_world_size
 from .schema import RecordError
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..train.checkpoint import atomic_write_json
+from ..common import atomic_write_json
 from .presets import eval_settings, get_preset, run_config, run_name
 from .record import build_record, write_record
 

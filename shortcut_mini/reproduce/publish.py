@@ -10,7 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..train.checkpoint import atomic_write_bytes
+from ..common import atomic_write_bytes
 from .aggregate import aggregate, load_record_files, load_records, to_markdown, write_summary
 from .record import read_record, record_label, record_stem, record_world_size
 

@@ -1,4 +1,4 @@
-"""One run's results record: what it measured and what produced it (DESIGN.md section 6).
+"""One run's results record: what it measured and what produced it (the book's design notes).
 
 :func:`build_record` turns a trained :class:`~shortcut_mini.Run` and its
 :class:`~shortcut_mini.evaluate.EvalTable` into a dict that follows ``results.schema.json``;
@@ -14,8 +14,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..notebook import COMMIT_ENV, git_commit, run_git
-from ..train.checkpoint import atomic_write_bytes
+from ..common import COMMIT_ENV, atomic_write_bytes, git_commit, run_git
 from .presets import run_name
 from .schema import SCHEMA_VERSION, validate_record
 

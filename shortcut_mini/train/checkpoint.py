@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..common import atomic_write
+
 __all__ = [
     "CheckpointError",
     "CHECKPOINT_FORMAT",
-    "atomic_write_bytes",
-    "atomic_write_json",
     "save_checkpoint",
     "load_checkpoint",
     "load_weights",
@@ -28,46 +25,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
 
 
-def _read_umask() -> int:
-    umask = os.umask(0)  # reading the umask means setting it: done once, at import
-    os.umask(umask)
-    return umask
-
-
-# The permissions ``open(path, "w")`` gives a new file; ``mkstemp`` alone would give 0600.
-NEW_FILE_MODE = 0o666 & ~_read_umask()
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a reader or a killed
-    writer never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, NEW_FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic(path, lambda f: f.write(data))
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` (tensors, numbers, strings, lists, dicts only) to ``path`` atomically."""
-    _atomic(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
+    atomic_write(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

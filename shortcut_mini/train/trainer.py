@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..common import atomic_write_bytes, atomic_write_json
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset, load_dataset
 from ..models import build_model
 from ..objectives import build_objective
 from .checkpoint import (
     CHECKPOINT_NAME,
-    atomic_write_bytes,
-    atomic_write_json,
     load_checkpoint,
     load_weights,
     save_checkpoint,
