@@ -230,7 +230,9 @@ def latent_cache_path(
     return root / "latents" / f"{digest}.pt"
 
 
-def _folder_batches(files, class_index, root: Path, size: int, batch_size: int):
+def _folder_batches(
+    files: list[Path], class_index: dict[str, int], root: Path, size: int, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(uint8 [B, 3, S, S], labels [B])`` batches of the readable files; unreadable ones are
     skipped and reported once at the end (an error if none could be read)."""
     import numpy as np
@@ -309,7 +311,7 @@ def load_latent_dataset(
                     f"dataset {name!r} is not available: no image files "
                     f"({', '.join(IMAGE_EXTENSIONS)}) under {source}"
                 )
-            classes = _class_index(Path(source), files)
+            classes = _class_index(Path(source), files)  # as load_image_folder
             batches = _folder_batches(files, classes, Path(source), int(image_size), batch_size)
             z, y = encode_batches(batches, vae, posterior=posterior, seed=0)
             num_classes = len(classes)
