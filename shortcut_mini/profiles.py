@@ -6,41 +6,72 @@ A chapter reads its sizes with ``settings("03_shortcut_models", profile)``; ``pr
 * ``cpu``: the book's default, a few minutes on a laptop CPU with the embedded data;
 * ``gpu``: Colab's T4 or better.
 
+A chapter states its settings once (its defaults, the ``cpu`` sizes) and each other profile only
+what differs; :func:`settings` merges the two at lookup.
+
 Reproduction presets (``shortcut-mini reproduce PRESET``) live in ``PRESETS`` beside them, so a
 chapter's ``gpu`` profile and a preset can share one definition.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
 from .levels import DEFAULT_BUDGETS
 
-__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "settings"]
+__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "Chapter", "chapter", "settings"]
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
 
-# Each chapter: {profile: {setting: value}}. Keep ci tiny (whole chapter < 1 minute on 2 CPU
-# cores) and cpu modest (the whole book < 30 minutes on 2 CPU cores).
-PROFILES: dict[str, dict[str, dict]] = {
-    "01_flow_matching_2d": {
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter's sizes: ``defaults`` and, per profile, only what differs from them.
+
+    ``defaults`` names every setting (in the order a chapter prints them); ``overrides`` maps a
+    profile to the settings it changes. Build one with :func:`chapter`.
+    """
+
+    defaults: dict[str, Any]
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, profile: str) -> dict[str, Any]:
+        """Every setting of ``profile``: the defaults with its overrides applied (a fresh copy)."""
+        return copy.deepcopy({**self.defaults, **self.overrides.get(profile, {})})
+
+    def __getitem__(self, profile: str) -> dict[str, Any]:
+        return self.resolve(profile)
+
+
+def chapter(defaults: dict[str, Any], **overrides: dict[str, Any]) -> Chapter:
+    """A :class:`Chapter`; each keyword is a profile (``ci``, ``cpu``, ``gpu``) and its changes.
+
+    A profile may only change settings that ``defaults`` names, so every profile has the same
+    settings and a misspelt one fails here rather than in one profile's notebook run.
+    """
+    for profile, changes in overrides.items():
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILE_NAMES}")
+        extra = sorted(set(changes) - set(defaults))
+        if extra:
+            raise ValueError(
+                f"profile {profile!r} sets {extra}, which the chapter's defaults do not name; "
+                "add them to defaults (every profile must have the same settings)"
+            )
+    return Chapter(dict(defaults), {k: dict(v) for k, v in overrides.items()})
+
+
+# Each chapter: its defaults are the book's ``cpu`` sizes; ``ci`` and ``gpu`` state only what
+# differs. Keep ci tiny (whole chapter < 1 minute on 2 CPU cores) and cpu modest (the whole book
+# < 30 minutes on 2 CPU cores).
+PROFILES: dict[str, Chapter] = {
+    "01_flow_matching_2d": chapter(
         # toy data, MLP preset, training steps/batch/lr, eval and plot sizes, and the bounds the
         # chapter asserts (SWD of many-step samples; fraction of samples on the board's squares)
-        "ci": dict(
-            data="checkerboard",
-            model="mlp-small",
-            steps=400,
-            batch_size=256,
-            lr=1e-3,
-            n_data=20000,
-            n_eval=1024,
-            n_traj=48,
-            sample_steps=128,
-            quiver_grid=15,
-            swd_max=0.2,
-            on_board_min=0.52,
-        ),
-        "cpu": dict(
+        defaults=dict(
             data="checkerboard",
             model="mlp-small",
             steps=3000,
@@ -54,44 +85,20 @@ PROFILES: dict[str, dict[str, dict]] = {
             swd_max=0.1,
             on_board_min=0.75,
         ),
-        "gpu": dict(
-            data="checkerboard",
+        ci=dict(steps=400, n_eval=1024, n_traj=48, quiver_grid=15, swd_max=0.2, on_board_min=0.52),
+        gpu=dict(
             model="mlp",
             steps=20000,
             batch_size=1024,
-            lr=1e-3,
             n_data=100000,
-            n_eval=4096,
-            n_traj=64,
-            sample_steps=128,
-            quiver_grid=21,
             swd_max=0.08,
             on_board_min=0.8,
         ),
-    },
-    "02_why_few_steps_fail": {
+    ),
+    "02_why_few_steps_fail": chapter(
         # 2D part (flow matching on a toy), the exact-velocity demo (n_exact samples against
         # n_exact_ref data points) and the image part (flow-matching DiT on 8x8 digits)
-        "ci": dict(
-            data="checkerboard",
-            model="mlp-small",
-            steps=400,
-            batch_size=256,
-            lr=1e-3,
-            n_data=20000,
-            n_eval=1024,
-            n_traj=32,
-            n_exact=512,
-            n_exact_ref=512,
-            img_model="dit-tiny",
-            img_steps=150,
-            img_batch=32,
-            img_lr=1e-3,
-            n_img=64,
-            collapse_max=0.6,
-            img_collapse_max=0.8,
-        ),
-        "cpu": dict(
+        defaults=dict(
             data="checkerboard",
             model="mlp-small",
             steps=3000,
@@ -110,43 +117,37 @@ PROFILES: dict[str, dict[str, dict]] = {
             collapse_max=0.35,
             img_collapse_max=0.6,
         ),
-        "gpu": dict(
-            data="checkerboard",
+        ci=dict(
+            steps=400,
+            n_eval=1024,
+            n_traj=32,
+            n_exact=512,
+            n_exact_ref=512,
+            img_steps=150,
+            img_batch=32,
+            n_img=64,
+            collapse_max=0.6,
+            img_collapse_max=0.8,
+        ),
+        gpu=dict(
             model="mlp",
             steps=20000,
             batch_size=1024,
-            lr=1e-3,
             n_data=100000,
-            n_eval=4096,
-            n_traj=48,
             n_exact=4096,
             n_exact_ref=4096,
-            img_model="dit-tiny",
             img_steps=10000,
             img_batch=256,
-            img_lr=1e-3,
             n_img=1024,
             collapse_max=0.3,
             img_collapse_max=0.5,
         ),
-    },
-    "03_shortcut_models": {
+    ),
+    "03_shortcut_models": chapter(
         # flow matching and shortcut trained with the same budget; bounds the chapter asserts:
         # shortcut's 1-step SWD < ratio_max * flow matching's, and its 1-step vs 128-step
         # endpoints (same noise) closer than consistency_max * flow matching's
-        "ci": dict(
-            data="checkerboard",
-            model="mlp-small",
-            steps=600,
-            batch_size=256,
-            lr=1e-3,
-            n_data=20000,
-            n_eval=1024,
-            n_show=1024,
-            ratio_max=0.4,
-            consistency_max=0.5,
-        ),
-        "cpu": dict(
+        defaults=dict(
             data="checkerboard",
             model="mlp-small",
             steps=3000,
@@ -158,98 +159,61 @@ PROFILES: dict[str, dict[str, dict]] = {
             ratio_max=0.25,
             consistency_max=0.3,
         ),
-        "gpu": dict(
-            data="checkerboard",
+        ci=dict(steps=600, n_eval=1024, n_show=1024, ratio_max=0.4, consistency_max=0.5),
+        gpu=dict(
             model="mlp",
             steps=20000,
             batch_size=1024,
-            lr=1e-3,
             n_data=100000,
-            n_eval=4096,
             n_show=4096,
             ratio_max=0.2,
             consistency_max=0.4,
         ),
-    },
-    "04_inside_the_dit": {
+    ),
+    "04_inside_the_dit": chapter(
         # nothing is trained: the digit size that is dissected and the batch of the shape checks
-        "ci": {"image_size": 16, "batch": 4},
-        "cpu": {"image_size": 16, "batch": 8},
-        "gpu": {"image_size": 16, "batch": 8},
-    },
-    "05_shortcut_on_images": {
+        defaults=dict(image_size=16, batch=8),
+        ci=dict(batch=4),
+    ),
+    "05_shortcut_on_images": chapter(
         # dit-tiny, class-conditional, on sklearn digits; lr 1e-3 (the paper's 1e-4 is for DiT-B
         # and 400k steps). Measured (H100, 8x8, batch 64, lr 1e-3, 1,500 steps): FD (classifier)
         # at 1 step 15.5 shortcut vs 25.1 flow matching (real digits: 3.5, noise: 139).
-        "ci": {
-            "steps": 100,
-            "batch_size": 32,
-            "lr": 1e-3,
-            "image_size": None,
-            "clf_epochs": 3,
-            "min_clf_accuracy": 0.5,
-            "n_eval": 64,
-            "budgets": (1, 2, 4, 8, 128),
-            "grid_rows": 1,
-            "cfg_scales": (0.0, 1.0, 3.0),
-            "cfg_steps": 1,
-            "cfg_per_class": 3,
-            "check_quality": False,
-        },
-        "cpu": {
-            "steps": 1500,
-            "batch_size": 64,
-            "lr": 1e-3,
-            "image_size": None,
-            "clf_epochs": 10,
-            "min_clf_accuracy": 0.95,
-            "n_eval": 360,
-            "budgets": (1, 2, 4, 8, 128),
-            "grid_rows": 3,
-            "cfg_scales": (0.0, 1.0, 2.0, 4.0),
-            "cfg_steps": 1,
-            "cfg_per_class": 8,
-            "check_quality": True,
-        },
-        "gpu": {
-            "steps": 6000,
-            "batch_size": 128,
-            "lr": 1e-3,
-            "image_size": 16,
-            "clf_epochs": 30,
-            "min_clf_accuracy": 0.95,
-            "n_eval": 360,
-            "budgets": DEFAULT_BUDGETS,
-            "grid_rows": 3,
-            "cfg_scales": (0.0, 1.0, 2.0, 4.0),
-            "cfg_steps": 1,
-            "cfg_per_class": 8,
-            "check_quality": True,
-        },
-    },
-    "06_design_choices": {
+        defaults=dict(
+            steps=1500,
+            batch_size=64,
+            lr=1e-3,
+            image_size=None,
+            clf_epochs=10,
+            min_clf_accuracy=0.95,
+            n_eval=360,
+            budgets=(1, 2, 4, 8, 128),
+            grid_rows=3,
+            cfg_scales=(0.0, 1.0, 2.0, 4.0),
+            cfg_steps=1,
+            cfg_per_class=8,
+            check_quality=True,
+        ),
+        ci=dict(
+            steps=100,
+            batch_size=32,
+            clf_epochs=3,
+            min_clf_accuracy=0.5,
+            n_eval=64,
+            grid_rows=1,
+            cfg_scales=(0.0, 1.0, 3.0),
+            cfg_per_class=3,
+            check_quality=False,
+        ),
+        gpu=dict(steps=6000, batch_size=128, image_size=16, clf_epochs=30, budgets=DEFAULT_BUDGETS),
+    ),
+    "06_design_choices": chapter(
         # 2D ablations: every variant trains with the same budget (steps, batch, lr) at each
         # seed and is measured by SWD at each budget (n_eval samples vs n_eval held-out points);
         # level_batches: batch sizes of the level-allocation table; the bounds the checks use:
         # flow matching's 1-step SWD > fm_over_shortcut_1step x the default shortcut's, and
         # every variant's 128-step SWD < swd_128_max.
-        "ci": dict(
-            data="checkerboard",
-            model="mlp-small",
-            steps=100,
-            batch_size=64,
-            lr=1e-3,
-            n_data=20000,
-            seeds=(0, 1),
-            n_eval=256,
-            budgets=(1, 4, 128),
-            log_runs=False,
-            plot_cols=3,
-            level_batches=(16, 32, 64, 128, 256),
-            fm_over_shortcut_1step=1.3,
-            swd_128_max=0.4,
-        ),
-        "cpu": dict(
+        defaults=dict(
             data="checkerboard",
             model="mlp-small",
             steps=800,
@@ -265,31 +229,31 @@ PROFILES: dict[str, dict[str, dict]] = {
             fm_over_shortcut_1step=3.0,
             swd_128_max=0.12,
         ),
-        "gpu": dict(
-            data="checkerboard",
-            model="mlp-small",
+        ci=dict(
+            steps=100,
+            batch_size=64,
+            seeds=(0, 1),
+            n_eval=256,
+            fm_over_shortcut_1step=1.3,
+            swd_128_max=0.4,
+        ),
+        gpu=dict(
             steps=3000,
             batch_size=256,
-            lr=1e-3,
             n_data=100000,
             seeds=(0, 1, 2, 3, 4),
-            n_eval=4096,
             budgets=DEFAULT_BUDGETS,
             log_runs=True,
-            plot_cols=3,
-            level_batches=(16, 32, 64, 128, 256),
-            fm_over_shortcut_1step=3.0,
-            swd_128_max=0.12,
         ),
-    },
-    "07_reproducing_the_paper": {
+    ),
+    "07_reproducing_the_paper": chapter(
         # the live demo runs the `smoke` preset (2 methods x 1 seed) through the batch runner;
         # engine "python": in-process (a book page would show nested Jupyter kernels' log lines);
         # the papermill engine, the command line's default, is covered by tests/test_reproduce.py
-        "ci": dict(preset="smoke", overrides={"steps": 10}, engine="python"),
-        "cpu": dict(preset="smoke", overrides={"steps": 40}, engine="python"),
-        "gpu": dict(preset="smoke", overrides={"steps": 200, "device": "auto"}, engine="python"),
-    },
+        defaults=dict(preset="smoke", overrides={"steps": 40}, engine="python"),
+        ci=dict(overrides={"steps": 10}),
+        gpu=dict(overrides={"steps": 200, "device": "auto"}),
+    ),
 }
 
 # Reproduction presets (``shortcut-mini reproduce PRESET``; see shortcut_mini/reproduce/presets.py).
@@ -483,4 +447,4 @@ def settings(chapter: str, profile: str) -> SimpleNamespace:
             f"unknown profile {profile!r}; choose one of {PROFILE_NAMES} "
             "(set SHORTCUT_MINI_PROFILE or the notebook's parameters cell)"
         )
-    return SimpleNamespace(profile=profile, **PROFILES[chapter][profile])
+    return SimpleNamespace(profile=profile, **PROFILES[chapter].resolve(profile))

@@ -14,6 +14,7 @@ from shortcut_mini.data import (
     DATASETS,
     TOY2D,
     ArrayDataset,
+    DatasetError,
     DatasetUnavailableError,
     default_data_root,
     load_dataset,
@@ -271,3 +272,122 @@ def test_celeba64_from_local_folder(tmp_path, monkeypatch):
     # the cache no longer needs the JPEGs
     (folder / "img_align_celeba" / names[0]).unlink()
     assert torch.equal(load_dataset("celeba64", root=tmp_path, download=False).x, train.x)
+
+
+def _truncated_png(path: Path) -> Path:
+    rng = np.random.RandomState(1)
+    _write_png(path, rng.randint(0, 256, (24, 24, 3), np.uint8))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def _fake_jpg(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("a text file with an image extension")
+    return path
+
+
+def _skip_warnings(rec) -> list[str]:
+    return [str(w.message) for w in rec if "could not be read" in str(w.message)]
+
+
+def test_image_folder_skips_unreadable_files_with_one_warning(tmp_path):
+    rng = np.random.RandomState(0)
+    clean, dirty = tmp_path / "clean", tmp_path / "dirty"
+    for name in ("cats/0.png", "cats/1.png", "dogs/0.png"):
+        pixels = rng.randint(0, 256, (20, 30, 3), np.uint8)
+        _write_png(clean / name, pixels)
+        _write_png(dirty / name, pixels)
+    bad = [_truncated_png(dirty / "cats" / "1b.png"), _fake_jpg(dirty / "dogs" / "0b.jpg")]
+    with pytest.warns(UserWarning) as rec:
+        ds = load_dataset(f"image_folder:{dirty}", image_size=8)
+    (msg,) = _skip_warnings(rec)
+    assert "skipped 2 of 5 image files" in msg and all(str(p) in msg for p in bad)
+    assert "truncated" in msg and "not an image file" in msg
+    assert len(ds) == 3 and ds.num_classes == 2 and ds.y.tolist() == [0, 0, 1]
+    # the good images are loaded exactly as from a folder without the bad ones
+    assert torch.equal(ds.x, load_dataset(f"image_folder:{clean}", image_size=8).x)
+
+
+def test_image_folder_warning_names_a_class_left_empty_and_counts_the_rest(tmp_path):
+    _write_png(tmp_path / "a" / "0.png", np.full((8, 8), 7, np.uint8))
+    bad = [_fake_jpg(tmp_path / "b" / f"{i}.jpg") for i in range(7)]
+    with pytest.warns(UserWarning) as rec:
+        ds = load_dataset(f"image_folder:{tmp_path}", image_size=8)
+    (msg,) = _skip_warnings(rec)
+    assert "skipped 7 of 8" in msg and "and 2 more" in msg
+    assert str(bad[0]) in msg and str(bad[-1]) not in msg  # the first few, not all
+    assert "classes with no readable image left: ['b']" in msg
+    assert ds.num_classes == 2 and ds.y.tolist() == [0]  # labels do not shift
+
+
+def test_image_folder_with_no_readable_image(tmp_path):
+    bad = [_truncated_png(tmp_path / "x.png"), _fake_jpg(tmp_path / "y.jpg")]
+    with pytest.raises(DatasetUnavailableError, match="none of its 2 image files") as info:
+        load_dataset(f"image_folder:{tmp_path}", image_size=8)
+    msg = str(info.value)
+    assert all(str(p) in msg for p in bad) and "replace them with valid images" in msg
+    assert isinstance(info.value, DatasetError)
+
+
+def _fail_after_creating(make: list[str], error: Exception):
+    """A torchvision ``download`` that creates ``make`` (folders, or files ending in ``.gz``)
+    below ``self.root`` as the real one does before it fails, then raises ``error``."""
+
+    def download(self, *args, **kwargs):
+        base = Path(self.root)
+        for rel in make:
+            target = base / rel
+            if rel.endswith(".gz"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"partial")
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+        raise error
+
+    return download
+
+
+def test_failed_mnist_download_removes_the_folders_it_created(tmp_path, monkeypatch):
+    tvd = pytest.importorskip("torchvision.datasets")
+    fail = _fail_after_creating(
+        ["MNIST/raw/train-images-idx3-ubyte.gz"], RuntimeError("Error downloading (simulated)")
+    )
+    monkeypatch.setattr(tvd.MNIST, "download", fail)
+    root = tmp_path / "cache" / "shortcut_mini" / "data"
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_dataset("mnist", root=root)
+    msg = str(info.value)  # still says which files are missing and where they go
+    assert str(root / "MNIST" / "raw") in msg and "train-images-idx3-ubyte" in msg
+    assert list(tmp_path.iterdir()) == []  # cache/, shortcut_mini/, data/, MNIST/, raw/ all gone
+
+
+def test_failed_download_keeps_what_existed_before(tmp_path, monkeypatch):
+    tvd = pytest.importorskip("torchvision.datasets")
+    root = tmp_path / "data"
+    mine = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"  # placed by hand, incomplete set
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"labels")
+    (root / "notes.txt").write_text("mine")
+    fail = _fail_after_creating(["MNIST/raw"], OSError("network is unreachable (simulated)"))
+    monkeypatch.setattr(tvd.MNIST, "download", fail)
+    with pytest.raises(DatasetUnavailableError, match="train-images-idx3-ubyte"):
+        load_dataset("mnist", root=root)
+    assert mine.read_bytes() == b"labels" and (root / "notes.txt").read_text() == "mine"
+
+    # CIFAR-10 into the same root: its partial archive and folder go, the rest stays
+    make = ["cifar-10-python.tar.gz", "cifar-10-batches-py"]
+    monkeypatch.setattr(tvd.CIFAR10, "download", _fail_after_creating(make, OSError("offline")))
+    with pytest.raises(DatasetUnavailableError, match="cifar-10-batches-py"):
+        load_dataset("cifar10", root=root)
+    assert sorted(p.name for p in root.iterdir()) == ["MNIST", "notes.txt"]
+
+
+def test_failed_celeba_download_removes_its_folder(tmp_path, monkeypatch):
+    tvd = pytest.importorskip("torchvision.datasets")
+    make = ["celeba/img_align_celeba.zip.gz"]
+    monkeypatch.setattr(tvd.CelebA, "download", _fail_after_creating(make, RuntimeError("quota")))
+    (tmp_path / "keep").mkdir()
+    with pytest.raises(DatasetUnavailableError, match="img_align_celeba"):
+        load_dataset("celeba64", root=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]

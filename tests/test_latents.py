@@ -18,7 +18,7 @@ from torch import nn
 
 import shortcut_mini.data.latents as latents
 from shortcut_mini import ConfigError, TrainConfig, load_run, sample, train
-from shortcut_mini.data import ArrayDataset
+from shortcut_mini.data import ArrayDataset, DatasetUnavailableError
 from shortcut_mini.data.latents import (
     LatentVAEError,
     decode_latents,
@@ -79,7 +79,7 @@ def write_folder(root, n_per_class=4, size=40):
     return root
 
 
-def latent_setup(tmp_path, monkeypatch, **overrides):
+def latent_setup(tmp_path, monkeypatch, tiny_config, **overrides):
     """An image folder, a TinyVAE standing in for the SD VAE, and a latent-space config."""
     folder = write_folder(tmp_path / "imgs")
     vae = TinyVAE()
@@ -91,12 +91,10 @@ def latent_setup(tmp_path, monkeypatch, **overrides):
         model="dit-tiny",
         steps=3,
         batch_size=4,
-        lr=1e-3,
+        n_data=None,  # all 8 images
         data_root=str(tmp_path / "data"),
-        device="cpu",
-        progress=False,
     )
-    return vae, TrainConfig(**{**base, **overrides})
+    return vae, tiny_config(**{**base, **overrides})
 
 
 def test_encode_scales_caches_and_batches_floats(tmp_path):
@@ -129,9 +127,14 @@ def test_latent_kind_is_validated():
         TrainConfig(data="checkerboard", latent_vae="x")
 
 
-def test_train_on_cached_latents_of_an_image_folder_and_decode(tmp_path, monkeypatch):
+def test_train_on_cached_latents_of_an_image_folder_and_decode(tmp_path, monkeypatch, tiny_config):
     vae, cfg = latent_setup(
-        tmp_path, monkeypatch, class_conditional=True, log_every=1, out_dir=str(tmp_path / "run")
+        tmp_path,
+        monkeypatch,
+        tiny_config,
+        class_conditional=True,
+        log_every=1,
+        out_dir=str(tmp_path / "run"),
     )
     run = train(cfg)
     assert run.data_info == {
@@ -163,6 +166,41 @@ def test_train_on_cached_latents_of_an_image_folder_and_decode(tmp_path, monkeyp
     assert png.stat().st_size > 0
 
 
+def _write_bad_images(folder):
+    """A truncated PNG and a text file named .jpg in ``folder``; returns their paths."""
+    good = next(p for p in sorted(folder.rglob("*.png")))
+    truncated = folder / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    fake = folder / "notes.jpg"
+    fake.write_text("not an image")
+    return truncated, fake
+
+
+def test_latents_of_an_image_folder_skip_unreadable_files(tmp_path):
+    folder = write_folder(tmp_path / "imgs")
+    bad = _write_bad_images(folder / "cats") + _write_bad_images(folder / "dogs")
+    with pytest.warns(UserWarning, match="skipped 4 of 12 image files") as rec:
+        data = latents.load_latent_dataset(
+            f"image_folder:{folder}", "test/tiny-vae", root=tmp_path, image_size=32, vae=TinyVAE()
+        )
+    msgs = [str(w.message) for w in rec if "could not be read" in str(w.message)]
+    assert len(msgs) == 1 and all(str(p) in msgs[0] for p in bad)  # one warning names them all
+    assert len(data) == 8 and data.num_classes == 2
+    assert data.y.tolist() == [0] * 4 + [1] * 4
+
+
+def test_latents_of_an_image_folder_with_no_readable_file(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG header and nothing else
+    (folder / "b.jpg").write_text("not an image")
+    with pytest.raises(DatasetUnavailableError, match="none of its 2 image files") as info:
+        latents.load_latent_dataset(
+            f"image_folder:{folder}", "test/tiny-vae", root=tmp_path, image_size=32, vae=TinyVAE()
+        )
+    assert str(folder / "a.png") in str(info.value) and str(folder / "b.jpg") in str(info.value)
+
+
 def test_missing_diffusers_or_weights_say_how_to_get_them(monkeypatch):
     monkeypatch.setattr(latents, "_VAES", {})
     monkeypatch.setitem(sys.modules, "diffusers", None)  # import fails as if not installed
@@ -181,8 +219,8 @@ def test_missing_diffusers_or_weights_say_how_to_get_them(monkeypatch):
         load_vae("stabilityai/sd-vae-ft-ema")
 
 
-def test_evaluate_decodes_latent_samples_before_features(tmp_path, monkeypatch):
-    _, cfg = latent_setup(tmp_path, monkeypatch, steps=2)
+def test_evaluate_decodes_latent_samples_before_features(tmp_path, monkeypatch, tiny_config):
+    _, cfg = latent_setup(tmp_path, monkeypatch, tiny_config, steps=2)
     run = train(cfg)
     seen = []
 

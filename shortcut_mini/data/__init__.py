@@ -6,7 +6,7 @@ mapped to ``[-1, 1]`` per batch). See ``DATASETS`` for every accepted name.
 
 from .array_dataset import ArrayDataset
 from .digits import digits_split_indices, load_digits_arrays
-from .errors import DatasetUnavailableError
+from .errors import DatasetError, DatasetUnavailableError
 from .image_folder import load_image_folder
 from .paths import DATA_ENV_VAR, default_data_root
 from .registry import DATASETS, load_dataset
@@ -19,6 +19,7 @@ __all__ = [
     "DATA_ENV_VAR",
     "TOY2D",
     "ArrayDataset",
+    "DatasetError",
     "DatasetUnavailableError",
     "default_data_root",
     "digits_split_indices",

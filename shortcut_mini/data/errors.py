@@ -1,7 +1,11 @@
-"""Error raised when a dataset is neither on disk nor downloadable."""
+"""Errors raised when a dataset cannot be loaded."""
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetError(RuntimeError):
+    """A dataset cannot be loaded; the message names the files concerned and the fix."""
+
+
+class DatasetUnavailableError(DatasetError):
     """A requested dataset is not on disk and could not be fetched.
 
     The message always names the dataset, the folder that was searched and how to obtain the

@@ -32,6 +32,7 @@ import torch
 
 from .array_dataset import ArrayDataset
 from .errors import DatasetUnavailableError
+from .image_folder import _class_index, report_unreadable, try_read_square
 
 __all__ = [
     "DEFAULT_VAE",
@@ -229,21 +230,27 @@ def latent_cache_path(
     return root / "latents" / f"{digest}.pt"
 
 
-def _folder_batches(files, classes, root: Path, size: int, batch_size: int):
+def _folder_batches(
+    files: list[Path], class_index: dict[str, int], root: Path, size: int, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(uint8 [B, 3, S, S], labels [B])`` batches of the readable files; unreadable ones are
+    skipped and reported once at the end (an error if none could be read)."""
     import numpy as np
-    from PIL import Image
 
-    from .image_folder import _center_square
-
-    index = {c: i for i, c in enumerate(classes)}
+    good, bad = [], []
     for i in range(0, len(files), batch_size):
         arrays, labels = [], []
         for f in files[i : i + batch_size]:
-            with Image.open(f) as img:
-                arrays.append(np.asarray(_center_square(img.convert("RGB"), size), np.uint8))
-            labels.append(index[f.relative_to(root).parts[0]] if classes else 0)
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        yield x, torch.tensor(labels)
+            read = try_read_square(f, size, bad)
+            if read is None:
+                continue
+            good.append(f)
+            arrays.append(np.asarray(read[0], np.uint8))
+            labels.append(class_index[f.relative_to(root).parts[0]] if class_index else 0)
+        if arrays:
+            x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+            yield x, torch.tensor(labels)
+    report_unreadable(root, files, good, bad, class_index)
 
 
 def load_latent_dataset(
@@ -304,8 +311,7 @@ def load_latent_dataset(
                     f"dataset {name!r} is not available: no image files "
                     f"({', '.join(IMAGE_EXTENSIONS)}) under {source}"
                 )
-            tops = [f.relative_to(source).parts for f in files]
-            classes = sorted({p[0] for p in tops}) if all(len(p) > 1 for p in tops) else []
+            classes = _class_index(Path(source), files)  # as load_image_folder
             batches = _folder_batches(files, classes, Path(source), int(image_size), batch_size)
             z, y = encode_batches(batches, vae, posterior=posterior, seed=0)
             num_classes = len(classes)

@@ -3,7 +3,8 @@
 Files are read from ``root`` when present and otherwise downloaded the standard torchvision way
 (``download=True``). Where that fails (e.g. a machine without network) a
 :class:`DatasetUnavailableError` says which dataset, which folder was searched and how to get
-the files. Fashion-MNIST can also come from the Debian package ``dataset-fashion-mnist``
+the files, and whatever the failed attempt created (empty or partial folders) is removed again.
+Fashion-MNIST can also come from the Debian package ``dataset-fashion-mnist``
 (IDX ``.gz`` files under ``/usr/share/datasets/fashion-mnist``), which is unpacked into
 ``root/FashionMNIST/raw`` on first use. ``torchvision`` is imported lazily so that the toy and
 digits datasets work without it.
@@ -16,8 +17,9 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,37 @@ def _construct(name: str, folder: Path, root: Path, download: bool, factory: Cal
         ) from exc
 
 
+@contextmanager
+def _remove_on_failure(root: Path, owned: Sequence[Path]) -> Iterator[None]:
+    """On an exception, remove what the failed attempt created, and only that.
+
+    ``owned`` are the dataset's own folders and files under ``root``: those that did not exist
+    before are removed whole (a failed download leaves them empty or partial). Then ``root`` and
+    its parents that did not exist before are removed if they are left empty (another dataset
+    may have been written there meanwhile). Anything that existed before is never touched.
+    """
+    new_owned = [p for p in owned if not os.path.lexists(p)]
+    new_dirs = []  # deepest first
+    parent = Path(root).absolute()
+    while not parent.exists() and parent != parent.parent:
+        new_dirs.append(parent)
+        parent = parent.parent
+    try:
+        yield
+    except BaseException:
+        for path in new_owned:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in new_dirs:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone): keep it and everything above
+                break
+        raise
+
+
 def install_debian_fashion_mnist(root: Path, source: Path | None = None) -> bool:
     """Gunzip the Debian Fashion-MNIST files into ``root/FashionMNIST/raw`` if needed.
 
@@ -136,12 +169,13 @@ def load_mnist_like(
     """``mnist`` or ``fashion_mnist`` as ``(uint8 [N, 1, 28, 28], long [N], 10)``."""
     tvd = _tv_datasets(name)
     cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[name]
-    if name == "fashion_mnist":
-        install_debian_fashion_mnist(root)
     folder = root / cls.__name__ / "raw"
-    ds = _construct(
-        name, folder, root, download, lambda: cls(str(root), train=train, download=download)
-    )
+    with _remove_on_failure(root, [root / cls.__name__]):
+        if name == "fashion_mnist":
+            install_debian_fashion_mnist(root)
+        ds = _construct(
+            name, folder, root, download, lambda: cls(str(root), train=train, download=download)
+        )
     x = torch.as_tensor(ds.data, dtype=torch.uint8).unsqueeze(1).contiguous()
     y = torch.as_tensor(ds.targets, dtype=torch.long)
     return _maybe_resize(x, image_size), y, 10
@@ -153,13 +187,14 @@ def load_cifar10(
     """CIFAR-10 as ``(uint8 [N, 3, 32, 32], long [N], 10)``."""
     tvd = _tv_datasets("cifar10")
     folder = root / "cifar-10-batches-py"
-    ds = _construct(
-        "cifar10",
-        folder,
-        root,
-        download,
-        lambda: tvd.CIFAR10(str(root), train=train, download=download),
-    )
+    with _remove_on_failure(root, [folder, root / tvd.CIFAR10.filename]):
+        ds = _construct(
+            "cifar10",
+            folder,
+            root,
+            download,
+            lambda: tvd.CIFAR10(str(root), train=train, download=download),
+        )
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
     y = torch.as_tensor(ds.targets, dtype=torch.long)
     return _maybe_resize(x, image_size), y, 10
@@ -194,13 +229,14 @@ def load_celeba64(
         x = torch.load(cache, map_location="cpu", weights_only=True)
         return x, torch.zeros(x.shape[0], dtype=torch.long), 0
     tvd = _tv_datasets("celeba64")
-    ds = _construct(
-        "celeba64",
-        folder,
-        root,
-        download,
-        lambda: tvd.CelebA(str(root), split=split, target_type=[], download=download),
-    )
+    with _remove_on_failure(root, [folder]):
+        ds = _construct(
+            "celeba64",
+            folder,
+            root,
+            download,
+            lambda: tvd.CelebA(str(root), split=split, target_type=[], download=download),
+        )
     img_dir = folder / "img_align_celeba"
     paths = [img_dir / f for f in ds.filename]
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
