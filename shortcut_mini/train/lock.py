@@ -55,7 +55,7 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise RunLockedError(
@@ -63,6 +63,15 @@ class RunLock:
                     f"({_describe(holder)}). Wait for it to finish (or stop it), or train "
                     "into another out_dir."
                 ) from None
+            except OSError as e:  # a filesystem without locks: train, but say so
+                os.close(fd)
+                self.path.unlink(missing_ok=True)
+                warnings.warn(
+                    f"could not lock out_dir {self.path.parent} ({e}); make sure no other run "
+                    "trains into it",
+                    stacklevel=2,
+                )
+                return self
             # The holder removes the file on release: if it did so between our open and our
             # flock, we hold a lock on a deleted file; try again on the current one.
             try:

@@ -128,7 +128,7 @@ def train(cfg: TrainConfig, *, dataset: ArrayDataset | None = None) -> Run:
     not (unless ``overwrite``: then the old run, ``eval/`` and sample pictures included, is
     removed once the new run has started cleanly), and returns the run unchanged if it already
     has ``cfg.steps`` steps or more. One process at a time trains into an ``out_dir``: another
-    is refused with :class:`~shortcut_mini.train.lock.RunLockedError`. Ctrl-C finishes the step,
+    is refused with :class:`RunLockedError`. Ctrl-C finishes the step,
     saves a checkpoint and raises :class:`TrainingInterrupted`, whose message says how to
     resume. ``dataset`` replaces loading ``cfg.data`` (the name is still recorded).
     """
