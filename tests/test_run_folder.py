@@ -130,7 +130,7 @@ def test_a_second_writer_is_refused_and_a_killed_holder_is_taken_over(tmp_path, 
     assert run.step == 4 and not (out / LOCK_NAME).exists()
 
 
-def test_a_stale_lock_file_is_taken_over(tmp_path, tiny_config):
+def test_a_stale_lock_file_is_taken_over(tmp_path, tiny_config, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / LOCK_NAME).write_text(
@@ -138,6 +138,7 @@ def test_a_stale_lock_file_is_taken_over(tmp_path, tiny_config):
     )
     assert train(tiny_config(steps=4, out_dir=str(tmp_path))).step == 4
     assert not (tmp_path / LOCK_NAME).exists()
+    assert f"no longer runs (pid {dead.pid}, started earlier)" in capsys.readouterr().err
 
 
 # ---- the metrics log -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 from pathlib import Path
 
 from ..common import TMP_SUFFIX, atomic_write_json
@@ -85,6 +86,13 @@ class RunDir:
         except BaseException:
             self.close()
             raise
+        if self.lock.previous:  # flock is released when its holder dies: this one was killed
+            print(
+                f"took over the lock of {self.path} left by a run that no longer runs "
+                f"(pid {self.lock.previous.get('pid')}, started {self.lock.previous.get('started')})",
+                file=sys.stderr,
+                flush=True,
+            )
         clean_stale_temporaries(self.path)
 
     def _resume_state(self) -> dict | None:
