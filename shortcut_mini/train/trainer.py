@@ -163,7 +163,7 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
     folder = RunDir(cfg, info)
     resume = folder.open()
     try:
-        data = load_training_data(cfg, dataset, device, info)
+        data = load_training_data(cfg, dataset, device, info).to(device)
         dinfo = data_info_of(data, cfg)
         parts = build_components(cfg, dinfo, device, precision)
         ckpt = Checkpointer(folder.path, parts, cfg, dinfo, precision, writes=info.is_main)
@@ -172,7 +172,7 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         if resume is not None and info.is_main:
             print(_resume_line(cfg, start), file=sys.stderr, flush=True)
         log_path = folder.path / METRICS_NAME if folder.path and info.is_main else None
-        loop = _Loop(cfg, info, device, precision, data.to(device), dinfo, parts, ckpt)
+        loop = _Loop(cfg, info, device, precision, data, dinfo, parts, ckpt)
         with MetricsLog(log_path, history, info, cfg.batch_size) as log:
             seconds = loop.run(log, start, seconds)
     finally:
