@@ -31,19 +31,29 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Read the checkpoint at ``path`` (a file, or a run folder); a :class:`CheckpointError`
+    names the file and the way out when it is missing, corrupt or of another format."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: train a run into that folder first")
+    way_out = (
+        f"To start this run afresh, delete the folder {path.parent} or train into it again "
+        "with overwrite=True (CLI: --overwrite)."
+    )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt file, or an object that is not plain data
-        raise CheckpointError(f"could not read checkpoint {path}: {e}") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} is not a shortcut-mini checkpoint (format {state.get('format')!r}, "
-            f"expected {CHECKPOINT_FORMAT!r})"
+            f"could not read checkpoint {path}: it is truncated, corrupt or not plain data "
+            f"({type(e).__name__}: {str(e)[:200]}). {way_out}"
+        ) from e
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a shortcut-mini checkpoint (format {found!r}, expected "
+            f"{CHECKPOINT_FORMAT!r}). {way_out}"
         )
     return state
 

@@ -20,6 +20,7 @@ __all__ = [
     "barrier",
     "any_rank_max",
     "gather_sums",
+    "on_main",
 ]
 
 
@@ -91,3 +92,21 @@ def gather_sums(info: DistInfo, sums: dict[str, tuple[float, int]]) -> dict[str,
             s0, c0 = merged.get(k, (0.0, 0))
             merged[k] = (s0 + s, c0 + c)
     return merged
+
+
+def on_main(info: DistInfo, fn):
+    """Run ``fn()`` on rank 0 alone and return its result there (``None`` elsewhere); an
+    exception it raises is raised on every rank, so that no rank waits for a failed one."""
+    if not info.enabled:
+        return fn()
+    result, error = None, None
+    if info.is_main:
+        try:
+            result = fn()
+        except Exception as e:  # sent to the other ranks, then raised everywhere
+            error = e
+    box = [error]
+    dist.broadcast_object_list(box, src=0)
+    if box[0] is not None:
+        raise error if info.is_main else box[0]
+    return result

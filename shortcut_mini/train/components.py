@@ -1,0 +1,121 @@
+"""What a run is built from: its data, model, EMA, optimizer, loss scaler and objective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ConfigError, TrainConfig
+from ..data import ArrayDataset, load_dataset
+from ..models import build_model
+from ..objectives import build_objective
+from .distributed import DistInfo
+from .ema import EMA
+
+__all__ = [
+    "Components",
+    "build_components",
+    "data_info_of",
+    "load_training_data",
+    "make_optimizer",
+    "model_from_config",
+]
+
+
+def load_training_data(
+    cfg: TrainConfig, dataset: ArrayDataset | None, device: torch.device, info: DistInfo
+) -> ArrayDataset:
+    """``dataset`` if given, else ``cfg.data`` (VAE latents when ``cfg.latent_vae`` is set)."""
+    if dataset is not None:
+        return dataset
+    if cfg.latent_vae is not None:  # images encoded once by the VAE, cached on disk
+        from ..data.latents import load_latent_dataset
+
+        return load_latent_dataset(
+            cfg.data,
+            cfg.latent_vae,
+            root=cfg.data_root,
+            image_size=cfg.image_size,
+            n=cfg.n_data,
+            seed=cfg.seed,
+            device=device,
+            is_main=info.is_main,
+        )
+    return load_dataset(
+        cfg.data,
+        root=cfg.data_root,
+        train=True,
+        image_size=cfg.image_size,
+        n=cfg.n_data,
+        seed=cfg.seed,
+    )
+
+
+def data_info_of(data: ArrayDataset, cfg: TrainConfig) -> dict:
+    num_classes = data.num_classes if cfg.class_conditional else 0
+    if cfg.class_conditional and data.num_classes == 0:
+        raise ConfigError(
+            f"TrainConfig.class_conditional: dataset {cfg.data!r} has no labels; "
+            "set class_conditional=False"
+        )
+    return {
+        "name": data.name,
+        "kind": data.kind,
+        "shape": list(data.shape),
+        "num_classes": num_classes,
+    }
+
+
+def model_from_config(cfg: TrainConfig, data_info: dict) -> nn.Module:
+    return build_model(
+        cfg.model,
+        sample_shape=tuple(data_info["shape"]),
+        num_classes=data_info["num_classes"],
+        M=cfg.M,
+        level_embedding=cfg.level_embedding,
+        **cfg.model_overrides,
+    )
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; the fused CUDA kernel when every parameter is on a GPU (one launch per step, and
+    loss scaling without a host sync), PyTorch's default implementation elsewhere."""
+    params = list(model.parameters())
+    fused = {"fused": True} if params and all(p.is_cuda for p in params) else {}
+    return torch.optim.AdamW(
+        params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused
+    )
+
+
+@dataclass
+class Components:
+    model: nn.Module
+    ema: EMA
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    objective: object
+
+
+def build_components(
+    cfg: TrainConfig, dinfo: dict, device: torch.device, precision: str
+) -> Components:
+    """The model (initialised from ``cfg.seed``), its EMA, the optimizer, scaler and objective."""
+    torch.manual_seed(cfg.seed)
+    model = model_from_config(cfg, dinfo).to(device)
+    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+    opt = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    objective = build_objective(
+        cfg.method,
+        M=cfg.M,
+        bootstrap_fraction=cfg.bootstrap_fraction,
+        t_sampling=cfg.t_sampling,
+        target_weights=cfg.target_weights,
+        clip=cfg.clip,
+        class_dropout=cfg.class_dropout if dinfo["num_classes"] else 0.0,
+        num_classes=dinfo["num_classes"],
+        guidance_scale=cfg.guidance_scale,
+    )
+    return Components(model, ema, opt, scaler, objective)
