@@ -17,7 +17,7 @@ Accepted names (``shortcut_mini.names()`` prints them):
 
 Every value, whatever its source (Python, a YAML or JSON file, a command-line flag, ``reproduce
 --set KEY=VALUE``), is read as its field's declared type by one function
-(:func:`~shortcut_mini.fieldtypes.coerce`, via :func:`parse_field`), then checked by
+(``shortcut_mini.fieldtypes.coerce``, via :func:`parse_field`), then checked by
 :meth:`TrainConfig.validate`. This module does not import ``torch``: the name tables it checks
 against are looked up when a config is validated, so ``shortcut-mini --help`` starts at once.
 """
