@@ -1,15 +1,8 @@
 """shortcut-mini: train, sample and evaluate shortcut models (Frans et al., ICLR 2025).
 
-Commands:
-  train      train a model; every TrainConfig field is a flag (--batch-size 64), and
-             --config FILE (YAML or JSON) gives values that flags override
-  sample     draw samples from a trained run
-  evaluate   quality per step budget of a trained run
-  demo       the 2D demo: flow matching against shortcut
-  reproduce  a batch reproduction of a preset (papermill)
-  names      the accepted names of datasets, methods and models
-
-'shortcut-mini COMMAND --help' lists a command's flags.
+Every TrainConfig field is a flag of 'train' (--batch-size 64), and --config FILE (YAML or JSON)
+gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
+'shortcut-mini names' lists the accepted datasets, methods and models.
 """
 
 from __future__ import annotations
@@ -117,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a model (resumes in an existing --out-dir)")
+    p = sub.add_parser(
+        "train",
+        help="train a model (resumes in an existing --out-dir)",
+        description="Train a model; in an --out-dir that holds a run of the same config, resume "
+        "it. Flags override the values of --config FILE (YAML or JSON).",
+    )
     _add_config_flags(p)
     _add_sample(sub)
     p = sub.add_parser("demo", help="2D demo: flow matching vs shortcut, figure + table")

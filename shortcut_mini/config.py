@@ -92,9 +92,9 @@ class TrainConfig:
     """Settings of one training run (defaults follow the book's design notes and the paper).
 
     Attributes:
-        data: dataset name (see the module docstring).
+        data: dataset name (``shortcut-mini names`` lists them).
         method: ``"shortcut"`` (paper Eq. 5) or ``"flow_matching"``.
-        model: model preset name.
+        model: model preset name (``shortcut-mini names`` lists them).
         steps: total optimizer steps.
         batch_size: global batch size (split over GPUs under ``torchrun``).
         seed: seeds model init, data order, noise, t and levels; a CPU run repeats exactly.

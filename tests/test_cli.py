@@ -102,7 +102,7 @@ def test_help_is_complete_and_does_not_import_torch(command):
     assert "``" not in res.stdout
     if not command:
         for name in ("train", "sample", "evaluate", "demo", "reproduce", "names"):
-            assert f"\n  {name} " in res.stdout
+            assert f"\n    {name} " in res.stdout
     else:
         flat = " ".join(res.stdout.split())
         assert (

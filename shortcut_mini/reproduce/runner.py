@@ -6,6 +6,9 @@ results record (``OUT/METHOD_seedS.json``), sample grid (``.png``) and training 
 (``OUT/runs/METHOD_seedS/``, checkpoints). Then it aggregates every record in ``OUT`` into
 ``summary.md``, ``summary.csv`` and ``quality_vs_steps.png``.
 
+- **Settings first.** Every run's settings (``--methods``, ``--set``, ``--eval-set``) are checked
+  before the first run starts (:func:`check_batch`): a bad one stops the batch at once, with a
+  message naming it, instead of after hours of training.
 - **Resume.** A run whose record exists and validates is skipped, so a killed batch restarts where
   it stopped; a run killed mid-training resumes from its last checkpoint.
 - **Failures.** A failed run is reported (its executed notebook shows the error) and the batch
