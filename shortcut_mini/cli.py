@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .config import ConfigError, TrainConfig, field_help
@@ -70,11 +71,30 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_strings(flags, base=base)
 
 
+def _budget(text: str) -> int | list[float]:
+    """``--steps``: an int budget, or step sizes ``1/2,1/4,1/4`` (or ``0.5,0.25,0.25``)."""
+    from fractions import Fraction
+
+    try:
+        if "," not in text and "/" not in text and "." not in text:
+            return int(text)
+        return [float(Fraction(part.strip())) for part in text.split(",") if part.strip()]
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of steps (e.g. 4) or step sizes (e.g. 1/2,1/4,1/4), got {text!r}"
+        ) from None
+
+
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="sample from a trained run")
     p.add_argument("run", help="run folder written by 'train'")
     p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
-    p.add_argument("--steps", type=int, default=1, help="sampling steps, 1..M (default: 1)")
+    p.add_argument(
+        "--steps",
+        type=_budget,
+        default=1,
+        help="sampling steps, 1..M, or a schedule of step sizes such as 1/2,1/4,1/4 (default: 1)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds the noise (default: 0)")
     p.add_argument(
         "--cfg-scale", type=float, default=1.0, help="classifier-free guidance weight (default: 1)"
@@ -194,10 +214,15 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from .api import load_run, sample
 
-    out = Path(args.out or Path(args.run) / f"samples_{args.steps}steps.png")
+    n_steps = args.steps if isinstance(args.steps, int) else len(args.steps)
+    out = Path(args.out or Path(args.run) / f"samples_{n_steps}steps.png")
     run = load_run(args.run)
     _writable_parent(out)
-    x = sample(run, args.n, args.steps, seed=args.seed, cfg_scale=args.cfg_scale, y=args.label)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        x = sample(run, args.n, args.steps, seed=args.seed, cfg_scale=args.cfg_scale, y=args.label)
+    for w in caught:  # one line each, without the warning machinery's file and line
+        print(f"shortcut-mini sample: warning: {w.message}", file=sys.stderr)
     kind = run.data_info["kind"]
     if kind == "latent" and out.suffix != ".pt":  # a picture: decode with the VAE
         from .data.latents import decode_samples

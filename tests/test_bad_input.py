@@ -192,6 +192,16 @@ def test_sample_warns_on_a_schedule_off_trained_ground(tiny_config):
         sample(run, 4, steps=3)
 
 
+def test_sample_command_takes_schedules_and_warns_in_one_line(tmp_path, tiny_config, capsys):
+    run = train(tiny_config(steps=2, out_dir=str(tmp_path / "toy")))
+    out = str(tmp_path / "x.pt")
+    code, err = run_cli(capsys, ["sample", run.out_dir, "--steps", "1/4,1/2,1/4", "--out", out])
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith("shortcut-mini sample: warning: step schedule [0.25, 0.5, 0.25]")
+    code, err = run_cli(capsys, ["sample", run.out_dir, "--steps", "1/2,1/4,1/4", "--out", out])
+    assert code == 0 and err == ""
+
+
 # ---- the command line --------------------------------------------------------------------------
 
 
