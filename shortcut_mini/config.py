@@ -25,6 +25,7 @@ against are looked up when a config is validated, so ``shortcut-mini --help`` st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -227,6 +228,7 @@ def _bad(name: str, msg: str):
     raise ConfigError(f"TrainConfig.{name}: {msg}")
 
 
+@functools.cache
 def _field_types() -> dict:
     return typing.get_type_hints(TrainConfig)
 
