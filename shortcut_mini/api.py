@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
 from .config import TrainConfig
+from .levels import dyadic_schedule
 from .sampling import euler_sample
 from .train.checkpoint import load_checkpoint, load_weights
 from .train.trainer import Run, model_from_config, train
 
-__all__ = ["train", "sample", "load_run", "Run"]
+__all__ = ["train", "sample", "load_run", "misaligned_steps", "Run"]
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -47,6 +51,78 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     )
 
 
+def _check_sample_args(run: Run, n, steps, cfg_scale, batch_size) -> None:
+    """Refuse arguments of :func:`sample` that would fail deep inside (or sample nonsense)."""
+    for name, value in (("n (the number of samples)", n), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(cfg_scale, (int, float)) or not math.isfinite(cfg_scale):
+        raise ValueError(f"cfg_scale must be a finite number (1: no guidance), got {cfg_scale!r}")
+    is_list = isinstance(steps, (list, tuple)) and all(
+        isinstance(d, (int, float)) and not isinstance(d, bool) for d in steps
+    )
+    if not (is_list or (isinstance(steps, int) and not isinstance(steps, bool))):
+        raise ValueError(
+            f"steps must be an int budget (e.g. 4) or a list of step sizes summing to 1 "
+            f"(e.g. [0.5, 0.25, 0.25]), got {steps!r}"
+        )
+    schedule = dyadic_schedule(steps, run.config.M)
+    if run.config.method == "shortcut":
+        warn_misaligned(schedule)
+
+
+def misaligned_steps(schedule: list[float]) -> list[tuple[float, float]]:
+    """``(t, d)`` of every step of ``schedule`` whose start ``t`` is not a multiple of its size
+    ``d``. Self-consistency rows train a step of size ``d`` only from multiples of ``d`` (the
+    official code's ``t = randint(0, 2^l) / 2^l``), so such a step is off trained ground."""
+    out, t = [], Fraction(0)
+    for d in map(Fraction, schedule):
+        if t % d:
+            out.append((float(t), float(d)))
+        t += d
+    return out
+
+
+def warn_misaligned(schedule: list[float]) -> None:
+    """Warn (``UserWarning``) when a step of ``schedule`` starts off a multiple of its size."""
+    bad = misaligned_steps(schedule)
+    if bad:
+        where = ", ".join(f"the step {d:g} starts at t={t:g}" for t, d in bad)
+        warnings.warn(
+            f"step schedule {list(schedule)}: {where}, not a multiple of its size; a shortcut "
+            "model is trained on a step of size d only from multiples of d, so this step was "
+            "never trained. Put larger steps first (e.g. "
+            f"{sorted(schedule, reverse=True)}).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _labels(y, n: int, num_classes: int) -> torch.Tensor | None:
+    """``y`` (None, an int or a tensor of ``n`` labels) checked against the run's classes."""
+    if y is None:
+        return None
+    if num_classes == 0:
+        raise ValueError(
+            "a label was given but this run is not class-conditional: leave the label out "
+            "(y=None; on the command line, no --label)"
+        )
+    if isinstance(y, bool) or not isinstance(y, (int, torch.Tensor)):
+        raise ValueError(f"y must be an int label or a tensor of labels, got {y!r}")
+    y = torch.full((n,), y, dtype=torch.long) if isinstance(y, int) else y.long()
+    if tuple(y.shape) != (n,):
+        raise ValueError(f"y must hold one label per sample, shape ({n},), got {tuple(y.shape)}")
+    bad = y[(y < 0) | (y >= num_classes)]
+    if len(bad):
+        raise ValueError(
+            f"label {int(bad[0])} is out of range: this run has {num_classes} classes, labels "
+            f"0..{num_classes - 1} ({num_classes} is the null label, used only inside "
+            "classifier-free guidance: give a label and a guidance weight, cfg_scale / "
+            "--cfg-scale, above 1)"
+        )
+    return y
+
+
 def sample(
     run: Run,
     n: int,
@@ -67,10 +143,15 @@ def sample(
             ``3 -> [1/2, 1/4, 1/4]``) or an explicit list of dyadic step sizes summing to 1.
         seed: seeds the noise (same seed, same noise, whatever the budget).
         cfg_scale: classifier-free guidance weight (class-conditional runs; 1 = no guidance).
-        y: labels, an int for all samples, or None (null label / unconditional).
+        y: labels, an int for all samples, or None (null label / unconditional); labels are
+            ``0..num_classes-1`` (``ValueError`` otherwise).
         use_ema: sample with the EMA weights (default) or the online weights.
         noise: start from this noise instead of drawing it.
         return_trajectory: also return the list of intermediate states.
+
+    Raises ``ValueError`` on an argument it cannot use (naming it and the fix), and warns
+    (``UserWarning``) on an explicit schedule with a step that starts off a multiple of its own
+    size (:func:`misaligned_steps`).
 
     Returns float32 samples on the CPU in the data's range (images clamped to ``[-1, 1]``),
     and the trajectory ``[steps + 1, n, ...]`` if asked.
@@ -78,15 +159,13 @@ def sample(
     model = run.ema if use_ema else run.model
     device = next(model.parameters()).device
     shape = tuple(run.data_info["shape"])
+    _check_sample_args(run, n, steps, cfg_scale, batch_size)
     if noise is None:
         gen = torch.Generator().manual_seed(seed)
         noise = torch.randn((n, *shape), generator=gen)
     elif tuple(noise.shape) != (n, *shape):
         raise ValueError(f"noise must have shape {(n, *shape)}, got {tuple(noise.shape)}")
-    if isinstance(y, int):
-        y = torch.full((n,), y, dtype=torch.long)
-    if y is not None and run.data_info["num_classes"] == 0:
-        raise ValueError("y was given but this run is not class-conditional")
+    y = _labels(y, n, run.data_info["num_classes"])
     shortcut = run.config.method == "shortcut"
     was_training = model.training
     model.eval()

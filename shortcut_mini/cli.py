@@ -1,7 +1,8 @@
-"""Command line: ``shortcut-mini train | sample | evaluate | demo | names``.
+"""shortcut-mini: train, sample and evaluate shortcut models (Frans et al., ICLR 2025).
 
-Every ``TrainConfig`` field is a flag (``--batch-size 64``); ``--config FILE`` (YAML/JSON) gives
-defaults that flags override.
+Every TrainConfig field is a flag of 'train' (--batch-size 64), and --config FILE (YAML or JSON)
+gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
+'shortcut-mini names' lists the accepted datasets, methods and models.
 """
 
 from __future__ import annotations
@@ -11,88 +12,100 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, field_help
 from .levels import DEFAULT_BUDGETS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "config_from_args"]
+
+# Nothing heavy (torch, the data sets) is imported at module level: '--help' answers at once.
+
+
+def _default_of(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML or JSON file with TrainConfig fields")
+    p.add_argument("--config", help="YAML or JSON file of TrainConfig fields; flags override it")
+    helps = field_help()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        default = _default_of(f)
+        shown = _shown(default)
+        text = f"{helps.get(f.name, '')} (default: {shown})".replace("%", "%%").strip()
         if f.type in ("bool", bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
-        elif f.name in ("betas", "model_overrides"):
             p.add_argument(
-                flag,
-                dest=f.name,
-                type=json.loads,
-                default=None,
-                help="JSON, e.g. '[0.9, 0.999]' or '{\"depth\": 2}'",
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text
             )
-        else:
-            p.add_argument(flag, dest=f.name, type=_parse_scalar, default=None)
+        else:  # read as the field's type by TrainConfig itself (config_from_args)
+            p.add_argument(flag, dest=f.name, default=None, metavar=_metavar(f), help=text)
 
 
-def _parse_scalar(s: str):
-    for cast in (int, float):
-        try:
-            return cast(s)
-        except ValueError:
-            pass
-    return None if s.lower() == "none" else s
+def _shown(value) -> str:
+    """A default as one would type it on the command line."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def _metavar(f: dataclasses.Field) -> str:
+    kind = str(f.type).replace(" | None", "")
+    names = {"int": "INT", "float": "FLOAT", "dict": "JSON", "str": "TEXT"}
+    return names.get(kind, "B1,B2" if kind.startswith("tuple") else "VALUE")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    base = TrainConfig.from_file(args.config).to_dict() if args.config else {}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    flags = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    for key in (
-        "lr",
-        "weight_decay",
-        "ema_decay",
-        "bootstrap_fraction",
-        "class_dropout",
-        "clip",
-        "guidance_scale",
-    ):
-        if isinstance(flags.get(key), int):
-            flags[key] = float(flags[key])
-    for key in (
-        "data",
-        "model",
-        "method",
-        "device",
-        "out_dir",
-        "data_root",
-        "precision",
-        "latent_vae",
-    ):
-        if key in flags:
-            flags[key] = str(flags[key])
-    return TrainConfig.from_dict({**base, **flags})
+    """The config of ``train``'s flags over ``--config FILE``: one parser for both, the
+    dataclass's field types (:meth:`TrainConfig.from_strings`)."""
+    from .config import read_config_values
+
+    base = read_config_values(args.config) if args.config else {}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    return TrainConfig.from_strings(flags, base=base)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shortcut-mini", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a model (resumes in an existing --out-dir)")
-    _add_config_flags(p)
+def _budget(text: str) -> int | list[float]:
+    """``--steps``: an int budget, or step sizes ``1/2,1/4,1/4`` (or ``0.5,0.25,0.25``)."""
+    from fractions import Fraction
+
+    try:
+        if "," not in text and "/" not in text and "." not in text:
+            return int(text)
+        return [float(Fraction(part.strip())) for part in text.split(",") if part.strip()]
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of steps (e.g. 4) or step sizes (e.g. 1/2,1/4,1/4), got {text!r}"
+        ) from None
+
+
+def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="sample from a trained run")
     p.add_argument("run", help="run folder written by 'train'")
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cfg-scale", type=float, default=1.0)
-    p.add_argument("--label", type=int, default=None, help="class label for every sample")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    p.add_argument(
+        "--steps",
+        type=_budget,
+        default=1,
+        help="sampling steps, 1..M, or a schedule of step sizes such as 1/2,1/4,1/4 (default: 1)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise (default: 0)")
+    p.add_argument(
+        "--cfg-scale", type=float, default=1.0, help="classifier-free guidance weight (default: 1)"
+    )
+    p.add_argument(
+        "--label", type=int, default=None, help="class label 0..num_classes-1 for every sample"
+    )
     p.add_argument("--out", default=None, help=".pt file (tensor) or .png (grid / scatter)")
-    p = sub.add_parser("demo", help="2D demo: flow matching vs shortcut, figure + table")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--data", default="checkerboard")
-    p.add_argument("--steps", type=int, default=3000)
+
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="quality per step budget: table.csv/json/md and quality_vs_steps.png"
     )
@@ -108,18 +121,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision-recall", action="store_true", help="also precision and recall")
     p.add_argument("--cache-dir", default=None, help="cache reference feature statistics here")
     p.add_argument("--no-progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shortcut-mini",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "train",
+        help="train a model (resumes in an existing --out-dir)",
+        description="Train a model; in an --out-dir that holds a run of the same config, resume "
+        "it. Flags override the values of --config FILE (YAML or JSON).",
+    )
+    _add_config_flags(p)
+    _add_sample(sub)
+    p = sub.add_parser("demo", help="2D demo: flow matching vs shortcut, figure + table")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--data", default="checkerboard")
+    p.add_argument("--steps", type=int, default=3000)
+    _add_evaluate(sub)
     sub.add_parser("names", help="list accepted names for data, method and model")
-    from .reproduce.runner import add_arguments as add_reproduce_arguments
+    from .reproduce.arguments import add_arguments as add_reproduce_arguments
 
     p = sub.add_parser("reproduce", help="papermill batch reproduction of a preset")
     add_reproduce_arguments(p)
     return parser
 
 
+def _writable_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(
+            f"cannot write to {path}: its folder {path.parent} cannot be created "
+            f"({e.strerror or e}); choose an --out in a folder you can write to"
+        ) from None
+
+
 def _save_samples(x, path: Path, kind: str) -> None:
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _writable_parent(path)
     if path.suffix == ".pt":
         torch.save(x, path)
         return
@@ -140,7 +185,55 @@ def _save_samples(x, path: Path, kind: str) -> None:
         plt.close(fig)
 
 
-def _evaluate(args: argparse.Namespace) -> None:
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = config_from_args(args)
+    try:
+        run = train(cfg)
+    except KeyboardInterrupt:
+        where = (
+            f"resume it by rerunning the same command (its checkpoints are in {cfg.out_dir})"
+            if cfg.out_dir
+            else "it had no --out-dir, so nothing was saved"
+        )
+        print(f"shortcut-mini train: interrupted; {where}", file=sys.stderr)
+        return 130
+    last = run.history[-1] if run.history else {}
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
+        report = {
+            "out_dir": run.out_dir,
+            "step": run.step,
+            "loss": last.get("loss"),
+            "train_seconds": run.train_seconds,
+        }
+        print(json.dumps(report))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .api import load_run, sample
+
+    n_steps = args.steps if isinstance(args.steps, int) else len(args.steps)
+    out = Path(args.out or Path(args.run) / f"samples_{n_steps}steps.png")
+    run = load_run(args.run)
+    _writable_parent(out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        x = sample(run, args.n, args.steps, seed=args.seed, cfg_scale=args.cfg_scale, y=args.label)
+    for w in caught:  # one line each, without the warning machinery's file and line
+        print(f"shortcut-mini sample: warning: {w.message}", file=sys.stderr)
+    kind = run.data_info["kind"]
+    if kind == "latent" and out.suffix != ".pt":  # a picture: decode with the VAE
+        from .data.latents import decode_samples
+
+        x, kind = decode_samples(run, x), "image"
+    _save_samples(x, out, kind)
+    print(f"wrote {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from .api import load_run
@@ -173,62 +266,64 @@ def _evaluate(args: argparse.Namespace) -> None:
     save_figure(plot_quality_vs_steps({label: table}), out / "quality_vs_steps.png")
     print(md)
     print(f"wrote {out}/table.csv, table.json, table.md, quality_vs_steps.png")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, data=args.data, steps=args.steps)
+    return 0
+
+
+def _names(args: argparse.Namespace) -> int:
+    from .config import names
+
+    print(names())
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce.runner import main_from_args
+
+    return main_from_args(args, args.argv)
+
+
+COMMANDS = {
+    "train": _train,
+    "sample": _sample,
+    "evaluate": _evaluate,
+    "demo": _demo,
+    "names": _names,
+    "reproduce": _reproduce,
+}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The package's documented errors that a user can cause (bad settings, a missing data set,
+    a checkpoint that cannot be read, a run of another config in ``out_dir``, a diverging run):
+    the command line prints their message, without a traceback."""
+    from .data import errors as data_errors
+    from .train.checkpoint import CheckpointError
+    from .train.trainer import NonFiniteLossError, RunExistsError
+
+    found = [getattr(data_errors, n, None) for n in ("DatasetError", "DatasetUnavailableError")]
+    extra = tuple(c for c in found if isinstance(c, type))
+    return (ConfigError, ValueError, CheckpointError, RunExistsError, NonFiniteLossError, *extra)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit status 0 on success, 2 on a user error (its message on stderr,
+    no traceback), 130 when ``train`` is interrupted."""
     args = build_parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
-        if args.command == "train":
-            from .train import train
-
-            cfg = config_from_args(args)
-            run = train(cfg)
-            last = run.history[-1] if run.history else {}
-            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports
-                print(
-                    json.dumps(
-                        {
-                            "out_dir": run.out_dir,
-                            "step": run.step,
-                            "loss": last.get("loss"),
-                            "train_seconds": run.train_seconds,
-                        }
-                    )
-                )
-        elif args.command == "sample":
-            from .api import load_run, sample
-
-            run = load_run(args.run)
-            x = sample(
-                run, args.n, args.steps, seed=args.seed, cfg_scale=args.cfg_scale, y=args.label
-            )
-            out = Path(args.out or Path(args.run) / f"samples_{args.steps}steps.png")
-            kind = run.data_info["kind"]
-            if kind == "latent" and out.suffix != ".pt":  # a picture: decode with the VAE
-                from .data.latents import decode_samples
-
-                x, kind = decode_samples(run, x), "image"
-            _save_samples(x, out, kind)
-            print(f"wrote {out}")
-        elif args.command == "demo":
-            from .demo import run_demo
-
-            run_demo(args.out, data=args.data, steps=args.steps)
-        elif args.command == "evaluate":
-            _evaluate(args)
-        elif args.command == "reproduce":
-            from .reproduce.runner import main_from_args
-
-            return main_from_args(args, argv)
-        elif args.command == "names":
-            from .config import names
-
-            print(names())
-    except (ConfigError, ValueError, RuntimeError) as e:
+        return COMMANDS[args.command](args)
+    except Exception as e:
+        if not isinstance(e, user_errors()):
+            raise
         print(f"shortcut-mini {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

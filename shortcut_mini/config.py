@@ -14,23 +14,37 @@ Accepted names (``shortcut_mini.names()`` prints them):
 - ``target_weights``: ``online``, ``ema``
 - ``t_sampling``: ``grid``, ``uniform``
 - ``level_embedding``: ``learned``, ``sin_level``, ``sin_d``
+
+Every value, whatever its source (Python, a YAML or JSON file, a command-line flag, ``reproduce
+--set KEY=VALUE``), is read as its field's declared type by one function
+(``shortcut_mini.fieldtypes.coerce``, via :func:`parse_field`), then checked by
+:meth:`TrainConfig.validate`. This module does not import ``torch``: the name tables it checks
+against are looked up when a config is validated, so ``shortcut-mini --help`` starts at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .fieldtypes import coerce, describe, matches
 from .levels import check_base_steps
-from .models import MODEL_PRESETS
-from .models.embeddings import LEVEL_EMBEDDINGS
-from .objectives import OBJECTIVES
-from .objectives.flow_matching import T_SAMPLINGS
-from .objectives.shortcut import TARGET_WEIGHTS
 
-__all__ = ["TrainConfig", "ConfigError", "RESUME_IGNORED_FIELDS", "names"]
+__all__ = [
+    "TrainConfig",
+    "ConfigError",
+    "RESUME_IGNORED_FIELDS",
+    "field_help",
+    "names",
+    "parse_field",
+    "read_config_values",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -46,6 +60,16 @@ RESUME_IGNORED_FIELDS = (
     "compile",
     "data_root",
 )
+
+# Examples shown in an error message where a field's default (None, {}) is no example.
+_EXAMPLES = {
+    "out_dir": "runs/my_run",
+    "data_root": "data",
+    "image_size": 16,
+    "n_data": 1000,
+    "latent_vae": "stabilityai/sd-vae-ft-ema",
+    "model_overrides": '{"depth": 2}',
+}
 
 
 class ConfigError(ValueError):
@@ -69,9 +93,9 @@ class TrainConfig:
     """Settings of one training run (defaults follow the book's design notes and the paper).
 
     Attributes:
-        data: dataset name (see the module docstring).
+        data: dataset name (``shortcut-mini names`` lists them).
         method: ``"shortcut"`` (paper Eq. 5) or ``"flow_matching"``.
-        model: model preset name.
+        model: model preset name (``shortcut-mini names`` lists them).
         steps: total optimizer steps.
         batch_size: global batch size (split over GPUs under ``torchrun``).
         seed: seeds model init, data order, noise, t and levels; a CPU run repeats exactly.
@@ -142,61 +166,22 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        self.betas = tuple(self.betas)
-        if self.out_dir is not None:
-            self.out_dir = str(self.out_dir)
+        # One path for every source: text from flags, YAML/JSON values, Python values.
+        hints = _field_types()
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce_field(f.name, getattr(self, f.name), hints[f.name]))
         self.validate()
 
     def validate(self) -> None:
-        def bad(name, msg):
-            raise ConfigError(f"TrainConfig.{name}: {msg}")
-
-        if not (self.data.startswith("image_folder:") or self.data in _data_names()):
-            bad(
-                "data",
-                f"unknown dataset {self.data!r}; valid names: {_data_names()} or "
-                "'image_folder:PATH'",
-            )
-        if self.latent_vae is not None and self.data in _toy_names():
-            bad("latent_vae", f"needs an image dataset, not the 2D toy {self.data!r}")
-        if self.method not in OBJECTIVES:
-            bad("method", f"unknown method {self.method!r}; valid names: {sorted(OBJECTIVES)}")
-        if self.model not in MODEL_PRESETS:
-            bad("model", f"unknown model {self.model!r}; valid names: {sorted(MODEL_PRESETS)}")
-        for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(name, f"must be a positive integer, got {v!r}")
-        for name in ("log_every", "ckpt_every"):
-            if getattr(self, name) < 0:
-                bad(name, f"must be >= 0, got {getattr(self, name)!r}")
-        try:
-            check_base_steps(self.M)
-        except ValueError as e:
-            bad("M", str(e))
-        if not 0 <= self.bootstrap_fraction <= 1:
-            bad(
-                "bootstrap_fraction",
-                f"must be in [0, 1] (paper: 0.25), got {self.bootstrap_fraction}",
-            )
-        if not 0 <= self.ema_decay < 1:
-            bad("ema_decay", f"must be in [0, 1), got {self.ema_decay}")
-        if not 0 <= self.class_dropout < 1:
-            bad("class_dropout", f"must be in [0, 1), got {self.class_dropout}")
-        if self.lr <= 0:
-            bad("lr", f"must be positive, got {self.lr}")
-        choices = {
-            "t_sampling": T_SAMPLINGS,
-            "target_weights": TARGET_WEIGHTS,
-            "level_embedding": LEVEL_EMBEDDINGS,
-            "precision": PRECISIONS,
-        }
-        for name, valid in choices.items():
-            if getattr(self, name) not in valid:
-                bad(name, f"must be one of {list(valid)}, got {getattr(self, name)!r}")
-        dev = self.device
-        if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
-            bad("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
+        """Check every field's type and range; raise :class:`ConfigError` naming the first bad one."""
+        hints = _field_types()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not matches(value, hints[f.name]):
+                _bad(f.name, f"expected {describe(hints[f.name])}, got {value!r}")
+        _check_names(self)
+        _check_numbers(self)
+        _check_model_overrides(self.model, self.model_overrides)
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -206,6 +191,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """A config from a mapping of field names to values (text is read as the field's type)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -215,19 +201,19 @@ class TrainConfig:
         return cls(**d)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML or JSON config file."""
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+    def from_strings(cls, texts: dict[str, str], base: dict | None = None) -> TrainConfig:
+        """A config from ``{field: text}`` (command-line flags, ``--set KEY=VALUE``) over
+        ``base``; keys may use dashes (``batch-size``)."""
+        return cls.from_dict({**(base or {}), **{k.replace("-", "_"): v for k, v in texts.items()}})
 
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
-        return cls.from_dict(d)
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML or JSON config file (errors name the file, and the line where known)."""
+        values = read_config_values(path)
+        try:
+            return cls.from_dict(values)
+        except ConfigError as e:
+            raise ConfigError(f"config file {path}: {e}") from None
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -238,13 +224,222 @@ class TrainConfig:
         return {k: (a[k], b.get(k)) for k in a if k not in ignore and a[k] != b.get(k)}
 
 
+def _bad(name: str, msg: str):
+    raise ConfigError(f"TrainConfig.{name}: {msg}")
+
+
+@functools.cache
+def _field_types() -> dict:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _example(name: str) -> str:
+    default = TrainConfig.__dataclass_fields__[name].default
+    value = _EXAMPLES.get(name, default)
+    return json.dumps(list(value)) if isinstance(value, tuple) else str(value)
+
+
+def _coerce_field(name: str, value, hint):
+    try:
+        return coerce(value, hint)
+    except ValueError:
+        _bad(name, f"{value!r} is not {describe(hint)}; give one such as {_example(name)}")
+
+
+def parse_field(name: str, text: str):
+    """The value of ``TrainConfig`` field ``name`` written as ``text`` (a flag, ``--set``), read
+    as the field's declared type; :class:`ConfigError` names the field if it cannot be."""
+    hints = _field_types()
+    name = name.replace("-", "_")
+    if name not in hints:
+        raise ConfigError(f"TrainConfig: unknown field {name!r}; valid fields: {sorted(hints)}")
+    return _coerce_field(name, text, hints[name])
+
+
+def read_config_values(path: str | Path) -> dict:
+    """The fields of a YAML or JSON config file, each read as its declared type (YAML's
+    ``lr: 1e-3``, a string to PyYAML, becomes ``0.001``); errors name the file."""
+    values = read_config_file(Path(path))
+    try:
+        return {k: parse_field(k, v) for k, v in values.items()}
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+
+
+def read_config_file(path: Path) -> dict:
+    """The mapping in a YAML (``.yaml``, ``.yml``) or JSON file; :class:`ConfigError` names the
+    file (and the line) when it is missing or malformed."""
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} does not exist; give the path of a YAML or JSON file"
+        )
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            why = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(
+                f"config file {path} is not valid YAML{where} ({why}); fix that line"
+            ) from None
+    else:
+        try:
+            d = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"config file {path} is not valid JSON at line {e.lineno}, column {e.colno} "
+                f"({e.msg}); fix that line (or use a .yaml file)"
+            ) from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of TrainConfig fields (e.g. 'steps: 500'), "
+            f"not {type(d).__name__}"
+        )
+    return d
+
+
+def _check_names(cfg: TrainConfig) -> None:
+    from .models.embeddings import LEVEL_EMBEDDINGS
+    from .objectives import OBJECTIVES
+    from .objectives.flow_matching import T_SAMPLINGS
+    from .objectives.shortcut import TARGET_WEIGHTS
+
+    if not (cfg.data.startswith("image_folder:") or cfg.data in _data_names()):
+        _bad(
+            "data",
+            f"unknown dataset {cfg.data!r}; valid names: {_data_names()} or 'image_folder:PATH'",
+        )
+    if cfg.data.startswith("image_folder:") and not cfg.data.removeprefix("image_folder:"):
+        _bad("data", "'image_folder:' needs a folder after the colon, e.g. 'image_folder:photos'")
+    if cfg.data.startswith("image_folder:") and cfg.image_size is None:
+        _bad(
+            "image_size",
+            "an image_folder dataset needs image_size (e.g. 32): its images are resized",
+        )
+    if cfg.latent_vae is not None and cfg.data in _toy_names():
+        _bad("latent_vae", f"needs an image dataset, not the 2D toy {cfg.data!r}")
+    if cfg.method not in OBJECTIVES:
+        _bad("method", f"unknown method {cfg.method!r}; valid names: {sorted(OBJECTIVES)}")
+    if cfg.model not in _model_presets():
+        _bad("model", f"unknown model {cfg.model!r}; valid names: {sorted(_model_presets())}")
+    choices = {
+        "t_sampling": T_SAMPLINGS,
+        "target_weights": TARGET_WEIGHTS,
+        "level_embedding": LEVEL_EMBEDDINGS,
+        "precision": PRECISIONS,
+    }
+    for name, valid in choices.items():
+        if getattr(cfg, name) not in valid:
+            _bad(name, f"must be one of {list(valid)}, got {getattr(cfg, name)!r}")
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
+        _bad("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
+    for name in ("out_dir", "data_root", "latent_vae"):
+        if getattr(cfg, name) is not None and not getattr(cfg, name).strip():
+            _bad(name, f"must not be empty; give a path such as {_example(name)!r} or leave it out")
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    for name in ("steps", "batch_size"):
+        if getattr(cfg, name) < 1:
+            _bad(name, f"must be a positive integer, got {getattr(cfg, name)!r}")
+    for name in ("image_size", "n_data"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            _bad(name, f"must be a positive integer (or none), got {getattr(cfg, name)!r}")
+    for name in ("seed", "log_every", "ckpt_every"):
+        if getattr(cfg, name) < 0:
+            _bad(name, f"must be >= 0, got {getattr(cfg, name)!r}")
+    try:
+        check_base_steps(cfg.M)
+    except ValueError as e:
+        _bad("M", str(e))
+    floats = ("lr", "weight_decay", "ema_decay", "bootstrap_fraction", "class_dropout")
+    for name in (*floats, "guidance_scale", "clip"):
+        v = getattr(cfg, name)
+        if v is not None and not math.isfinite(v):
+            _bad(name, f"must be a finite number, got {v!r}")
+    ranges = {
+        "lr": (0, math.inf, False, "positive (paper: 1e-4)"),
+        "weight_decay": (0, math.inf, True, ">= 0 (paper: 0.1)"),
+        "ema_decay": (0, 1, True, "in [0, 1) (paper: 0.999)"),
+        "bootstrap_fraction": (0, 1 + 1e-12, True, "in [0, 1] (paper: 0.25)"),
+        "class_dropout": (0, 1, True, "in [0, 1)"),
+        "guidance_scale": (0, math.inf, True, ">= 0 (0: off)"),
+        "clip": (0, math.inf, False, "positive (official code: 4), or none for no clamp"),
+    }
+    for name, (lo, hi, closed, words) in ranges.items():
+        v = getattr(cfg, name)
+        if v is not None and not ((lo <= v if closed else lo < v) and v < hi):
+            _bad(name, f"must be {words}, got {v!r}")
+    if not all(math.isfinite(b) and 0 <= b < 1 for b in cfg.betas):
+        _bad("betas", f"must be two numbers in [0, 1) such as [0.9, 0.999], got {list(cfg.betas)}")
+
+
+def _model_presets() -> dict:
+    from .models import MODEL_PRESETS
+
+    return MODEL_PRESETS
+
+
+def _override_names(model: str) -> list[str]:
+    """The model fields ``model_overrides`` may set: the network's own arguments, less those
+    the config sets itself (data shape, classes, ``M``, ``level_embedding``)."""
+    from .models import DiT, MLPVelocity
+
+    preset = _model_presets()[model]
+    cls = {"dit": DiT, "mlp": MLPVelocity}[preset["kind"]]
+    derived = {"self", "dim", "image_size", "channels", "num_classes", "M", "level_embedding"}
+    return sorted(p for p in inspect.signature(cls).parameters if p not in derived)
+
+
+def _check_model_overrides(model: str, overrides: dict) -> None:
+    if not overrides:
+        return
+    valid = _override_names(model)
+    unknown = sorted(k for k in overrides if k not in valid)
+    if unknown:
+        _bad(
+            "model_overrides",
+            f"unknown field(s) {unknown} for model {model!r}; valid fields: {valid}",
+        )
+    preset = _model_presets()[model]
+    for k, v in overrides.items():
+        if isinstance(preset.get(k), int):
+            if not matches(v, int) or v < 1:
+                _bad("model_overrides", f"{k} must be a positive integer, got {v!r}")
+        elif not matches(v, float) or not v > 0:
+            _bad("model_overrides", f"{k} must be a positive number, got {v!r}")
+
+
+def field_help() -> dict[str, str]:
+    """``{field: description}`` from the ``Attributes:`` section of :class:`TrainConfig`'s
+    docstring (the command line's help text)."""
+    doc = inspect.cleandoc(TrainConfig.__doc__ or "")
+    body = doc.split("Attributes:", 1)[-1]
+    out, name = {}, None
+    for line in body.splitlines():
+        head, sep, text = line.strip().partition(": ")
+        if sep and line.startswith("    ") and not line.startswith("     ") and head.isidentifier():
+            name = head
+            out[name] = text
+        elif name and line.strip():
+            out[name] += " " + line.strip()
+    return {k: v.replace("``", "") for k, v in out.items()}
+
+
 def names() -> str:
     """The table of accepted names for ``data``, ``method`` and ``model``."""
     from .data import DATASETS
+    from .objectives import OBJECTIVES
 
     lines = ["data:"]
-    lines += [f"  {k:16s} {v}" for k, v in DATASETS.items()]
-    lines += ["  image_folder:PATH  your own images (subfolders = classes)", "method:"]
-    lines += [f"  {k}" for k in OBJECTIVES]
-    lines += ["model:"] + [f"  {k:10s} {v}" for k, v in MODEL_PRESETS.items()]
+    lines += [f"  {k:17s} {v}" for k, v in DATASETS.items()]
+    lines += ["method:"] + [f"  {k}" for k in OBJECTIVES]
+    lines += ["model:"] + [f"  {k:10s} {v}" for k, v in _model_presets().items()]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch.distributed as dist
 
+from shortcut_mini import ConfigError
 from shortcut_mini.cli import main as cli_main
 from shortcut_mini.levels import DEFAULT_BUDGETS
 from shortcut_mini.profiles import PRESETS
@@ -23,7 +24,7 @@ from shortcut_mini.reproduce import (
 )
 from shortcut_mini.reproduce.aggregate import to_markdown
 from shortcut_mini.reproduce.one_run import LAUNCH_CONFIG, LAUNCH_LOG, run_paths
-from shortcut_mini.reproduce.presets import run_name
+from shortcut_mini.reproduce.presets import eval_settings, run_config, run_name
 from shortcut_mini.reproduce.publish import README_END, README_START
 from shortcut_mini.reproduce.record import git_dirty, record_stem
 from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
@@ -154,6 +155,8 @@ def test_rerun_skips_finished_runs(batch):
 
 
 def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
+    """A run that fails only once it runs (its data folder is missing) is reported, the batch
+    goes on, and nothing finished is lost."""
     out, _ = batch
     before = (out / "shortcut_seed0.json").read_bytes()
     code = cli_main(
@@ -162,7 +165,13 @@ def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
             "smoke",
             "--methods",
             "shortcut",
-            "no_such_method",
+            "--seeds",
+            "0",
+            "1",
+            "--set",
+            "data=image_folder:/no/such/folder",
+            "--set",
+            "image_size=8",
             "--out",
             str(out),
             "--no-progress",
@@ -170,12 +179,63 @@ def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
     )
     assert code != 0
     err = capsys.readouterr()
-    assert "no_such_method seed 0: FAILED" in err.out + err.err
+    text = err.out + err.err
+    assert "shortcut seed 0: finished earlier, skipped" in text
+    assert "shortcut seed 1: FAILED" in text and "/no/such/folder" in text
+    assert "Rerun the same command" not in text  # a missing folder needs a fix first
     assert (out / "shortcut_seed0.json").read_bytes() == before
-    assert (out / "no_such_method_seed0.ipynb").exists()  # the executed notebook shows the error
-    assert not (out / "no_such_method_seed0.json").exists()
+    assert (out / "shortcut_seed1.ipynb").exists()  # the executed notebook shows the error
+    assert not (out / "shortcut_seed1.json").exists()
     records, _ = load_records(out)
     assert {(r["method"], r["seed"]) for r in records} == {("flow_matching", 0), ("shortcut", 0)}
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--eval-set", "n=0"], "evaluation setting n=0 must be an integer >= 1"),
+        (["--eval-set", "steps=1,256"], "goes above M=128"),
+        (["--eval-set", "metric=fid"], "metric='fid' is unknown"),
+        (["--eval-set", "nn=5"], "unknown evaluation setting(s) ['nn']"),
+        (["--methods", "shortcut", "no_such_method"], "unknown method(s) ['no_such_method']"),
+        (["--set", "lr=abc"], "TrainConfig.lr: 'abc' is not a number"),
+        (["--set", "n_data=0"], "TrainConfig.n_data: must be a positive integer"),
+        (["--set", "nosuch=1"], "unknown field(s) ['nosuch']"),
+    ],
+)
+def test_bad_settings_stop_the_batch_before_any_run(tmp_path, capsys, flags, named):
+    """Every run's settings are checked before the first trains (issue: with --eval-set n=0
+    both runs trained fully, then failed), and a config error is not "rerun the same command"."""
+    out = tmp_path / "batch"
+    code = cli_main(["reproduce", "smoke", *flags, "--out", str(out), "--no-progress"])
+    err = capsys.readouterr()
+    assert code == 2
+    assert named in err.err and "nothing was run" in err.err
+    assert "Traceback" not in err.err + err.out and "Rerun" not in err.err + err.out
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="nothing was run"):
+        run_preset(
+            "smoke",
+            out=out,
+            progress=False,
+            log=lambda s: None,
+            methods=flags[1:] if flags[0] == "--methods" else None,
+            overrides=dict([flags[1].split("=", 1)]) if flags[0] == "--set" else None,
+            eval_overrides=dict([flags[1].split("=", 1)]) if flags[0] == "--eval-set" else None,
+        )
+
+
+def test_set_values_are_read_as_the_field_types():
+    """``--set`` and config files share TrainConfig's parser: text becomes the field's type."""
+    cfg = run_config(
+        "smoke", "shortcut", 0, None, {"lr": "1e-3", "betas": "[0.8, 0.9]", "clip": "none"}
+    )
+    assert cfg.lr == 1e-3 and cfg.betas == (0.8, 0.9) and cfg.clip is None
+    assert eval_settings("smoke", {"steps": "1,4", "n": "16"}) == {
+        **eval_settings("smoke"),
+        "steps": [1, 4],
+        "n": 16,
+    }
 
 
 def test_aggregate_has_every_budget(batch):

@@ -10,6 +10,8 @@ name               class             paper
 
 from __future__ import annotations
 
+import inspect
+
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .flow_matching import FlowMatching
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
@@ -23,6 +25,7 @@ __all__ = [
     "allocate_levels",
     "build_objective",
     "interpolate",
+    "objective_arguments",
     "regression_loss",
     "self_consistency_target",
 ]
@@ -30,12 +33,29 @@ __all__ = [
 OBJECTIVES = {"flow_matching": FlowMatching, "shortcut": Shortcut}
 
 
+def objective_arguments() -> dict[str, list[str]]:
+    """``{method: [argument, ...]}``: the keywords each objective's class accepts."""
+    return {
+        name: [p for p in inspect.signature(cls).parameters if p != "self"]
+        for name, cls in OBJECTIVES.items()
+    }
+
+
 def build_objective(method: str, **kwargs):
-    """Build an objective by name; ``kwargs`` the class's arguments (unknown ones are dropped)."""
+    """Build an objective by name from ``kwargs``, the settings of a run.
+
+    A keyword that belongs to another objective is dropped (the shortcut settings of a
+    flow-matching run); one that no objective accepts raises ``ValueError``: it is a typo, and
+    dropping it would silently train something else.
+    """
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[method]
-    import inspect
-
-    accepted = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in kwargs.items() if k in accepted})
+    known = objective_arguments()
+    every = sorted({a for args in known.values() for a in args})
+    unknown = sorted(set(kwargs) - set(every))
+    if unknown:
+        raise ValueError(
+            f"build_objective({method!r}): no objective accepts the keyword(s) {unknown}; "
+            f"the objectives accept {every}"
+        )
+    return OBJECTIVES[method](**{k: v for k, v in kwargs.items() if k in known[method]})

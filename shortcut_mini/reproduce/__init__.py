@@ -18,18 +18,20 @@ from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, tra
 from .presets import eval_settings, get_preset, preset_table, run_config, run_name
 from .publish import publish
 from .record import build_record, read_record, record_label, record_stem, write_record
-from .runner import BatchResult, RunOutcome, run_preset
+from .runner import BatchPlan, BatchResult, RunOutcome, check_batch, run_preset
 from .schema import SCHEMA_PATH, SCHEMA_VERSION, RecordError, validate_record
 
 __all__ = [
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
+    "BatchPlan",
     "BatchResult",
     "RecordError",
     "RunOutcome",
     "Summary",
     "aggregate",
     "build_record",
+    "check_batch",
     "eval_settings",
     "evaluate_run",
     "get_preset",

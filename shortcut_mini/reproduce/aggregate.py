@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..common import atomic_write_bytes
 from .record import read_record, record_label, record_world_size
 from .schema import RecordError
@@ -95,6 +93,8 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
         if len(presets) > 1:
             raise ValueError(f"records of several presets {sorted(presets)}: pass preset=")
         preset = presets.pop() if presets else "?"
+    import numpy as np  # here, not at the top: 'shortcut-mini --help' imports this module
+
     records = [r for r in records if r["preset"] == preset]
     values: dict[str, dict[int, list[float]]] = {}
     for rec in records:
@@ -148,6 +148,8 @@ def pattern_check(summary: Summary) -> list[str]:
 
 
 def _provenance(records: list[dict]) -> str:
+    import numpy as np
+
     devices = sorted({f"{r['device']['name']} x{r['device']['count']}" for r in records})
     commits = sorted(
         {r["git"]["commit"][:10] + (" (dirty)" if r["git"]["dirty"] else "") for r in records}

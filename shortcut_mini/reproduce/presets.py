@@ -12,15 +12,25 @@ import copy
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
+from ..fieldtypes import coerce
 from ..profiles import PRESETS
 
-__all__ = ["get_preset", "preset_table", "run_config", "run_name", "eval_settings"]
+__all__ = [
+    "EVAL_KEYS",
+    "METRICS",
+    "get_preset",
+    "preset_table",
+    "run_config",
+    "run_name",
+    "eval_settings",
+]
 
 
 def get_preset(name: str) -> dict:
-    """A deep copy of preset ``name`` (raises ``ValueError`` listing the known names)."""
+    """A deep copy of preset ``name`` (raises :class:`~shortcut_mini.ConfigError`, a
+    ``ValueError``, listing the known names)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
@@ -35,26 +45,67 @@ def run_config(
 ) -> TrainConfig:
     """The :class:`TrainConfig` of one run: the preset's config, ``method``, ``seed``, ``out_dir``
     (so an interrupted run resumes from its last checkpoint) and ``overrides`` (TrainConfig
-    fields; unknown names raise :class:`~shortcut_mini.ConfigError`)."""
+    fields, values or text as ``--set`` gives them, read as each field's type; unknown names and
+    bad values raise :class:`~shortcut_mini.ConfigError`)."""
     base = get_preset(preset)["config"]
     fields = {**base, **(overrides or {}), "method": method, "seed": int(seed)}
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
-    try:
-        return TrainConfig.from_dict(fields)
-    except TypeError as e:  # a wrongly typed override
-        raise ConfigError(f"preset {preset!r}: {e}") from e
+    return TrainConfig.from_dict(fields)
 
 
-def eval_settings(preset: str, eval_overrides: dict | None = None) -> dict:
-    """The preset's sweep (``metric``, ``n``, ``steps``, ``seeds``) with ``eval_overrides``."""
+EVAL_KEYS = ("metric", "n", "steps", "seeds")
+METRICS = ("auto", "classifier", "inception", "identity", "points", "pixels")
+
+
+def eval_settings(preset: str, eval_overrides: dict | None = None, *, M: int | None = None) -> dict:
+    """The preset's sweep (``metric``, ``n``, ``steps``, ``seeds``) with ``eval_overrides``
+    (values or text such as ``"1,4,128"``), checked: a :class:`~shortcut_mini.ConfigError` names
+    the bad setting (``steps`` above ``M``, the run's base steps, included)."""
     ev = {**get_preset(preset)["eval"], **(eval_overrides or {})}
-    unknown = sorted(set(ev) - {"metric", "n", "steps", "seeds"})
+    unknown = sorted(set(ev) - set(EVAL_KEYS))
     if unknown:
-        raise ValueError(f"unknown evaluation setting(s) {unknown}; use metric, n, steps, seeds")
-    ev["steps"] = [int(s) for s in ev["steps"]]
-    ev["seeds"] = [int(s) for s in ev["seeds"]]
-    return ev
+        raise ConfigError(
+            f"unknown evaluation setting(s) {unknown}; use {', '.join(EVAL_KEYS)} "
+            "(e.g. --eval-set n=1000)"
+        )
+    out = {
+        "metric": ev["metric"],
+        "n": _eval_ints("n", ev["n"], single=True)[0],
+        "steps": _eval_ints("steps", ev["steps"]),
+        "seeds": _eval_ints("seeds", ev["seeds"], minimum=0),
+    }
+    if out["metric"] not in METRICS:
+        raise ConfigError(
+            f"evaluation setting metric={out['metric']!r} is unknown; use one of {list(METRICS)}"
+        )
+    if M is not None and max(out["steps"]) > M:
+        raise ConfigError(
+            f"evaluation setting steps={out['steps']} goes above M={M}, the run's base steps; "
+            f"use budgets from 1 to {M}"
+        )
+    return out
+
+
+def _eval_ints(key: str, value, *, single: bool = False, minimum: int = 1) -> list[int]:
+    """``value`` (an int, a list, or text ``"1,4,128"`` / ``"[1, 4]"``) as a list of ints."""
+    items = value
+    if isinstance(value, str):
+        items = [v for v in value.strip("[]() ").split(",") if v.strip()]
+    elif not isinstance(value, (list, tuple)):
+        items = [value]
+    try:
+        ints = [coerce(v, int) for v in items]
+    except ValueError:
+        ints = []
+    if not ints or (single and len(ints) != 1) or min(ints) < minimum:
+        what = "an integer" if single else "a list of integers"
+        example = {"n": "n=1000", "steps": "steps=1,4,128", "seeds": "seeds=0,1"}[key]
+        raise ConfigError(
+            f"evaluation setting {key}={value} must be {what} >= {minimum} (e.g. --eval-set "
+            f"{example})"
+        )
+    return ints
 
 
 def preset_table() -> str:

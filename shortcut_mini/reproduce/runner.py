@@ -6,6 +6,9 @@ results record (``OUT/METHOD_seedS.json``), sample grid (``.png``) and training 
 (``OUT/runs/METHOD_seedS/``, checkpoints). Then it aggregates every record in ``OUT`` into
 ``summary.md``, ``summary.csv`` and ``quality_vs_steps.png``.
 
+- **Settings first.** Every run's settings (``--methods``, ``--set``, ``--eval-set``) are checked
+  before the first run starts (:func:`check_batch`): a bad one stops the batch at once, with a
+  message naming it, instead of after hours of training.
 - **Resume.** A run whose record exists and validates is skipped, so a killed batch restarts where
   it stopped; a run killed mid-training resumes from its last checkpoint.
 - **Failures.** A failed run is reported (its executed notebook shows the error) and the batch
@@ -27,7 +30,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -35,14 +37,29 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import ConfigError
 from .aggregate import Summary, write_summary
+from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
 from .presets import eval_settings, get_preset, run_config
 from .record import read_record
 
-__all__ = ["BatchResult", "RunOutcome", "add_arguments", "is_finished", "main", "run_preset"]
+__all__ = [
+    "BatchPlan",
+    "BatchResult",
+    "RunOutcome",
+    "add_arguments",
+    "check_batch",
+    "is_finished",
+    "main",
+    "run_preset",
+]
 
 NOTEBOOK = Path(__file__).with_name("reproduce.ipynb")
+
+# Exceptions (by class name, as papermill reports them) that a rerun of the same command cannot
+# fix: the run's settings or its data must change first.
+NOT_RETRYABLE = ("ConfigError", "ValueError", "DatasetError", "DatasetUnavailableError")
 
 
 @dataclass
@@ -57,6 +74,7 @@ class RunOutcome:
     error: str | None = None
     record: Path | None = None
     notebook: Path | None = None
+    retryable: bool = True
 
 
 @dataclass
@@ -73,6 +91,29 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass
+class BatchPlan:
+    """The runs of one batch and how they are run (the arguments of :func:`run_preset`,
+    resolved)."""
+
+    preset: str
+    methods: list[str]
+    seeds: list[int]
+    out: Path
+    overrides: dict
+    eval_overrides: dict
+    engine: str = "python"
+    fell_back: bool = False
+    kernel_name: str | None = None
+    command: str = ""
+    nproc: int = 1
+
+    @property
+    def runs(self) -> list[tuple[str, int]]:
+        return [(m, s) for s in self.seeds for m in self.methods]  # seed-major: a cut batch
+        # still has every method
 
 
 class _NoBar:
@@ -95,6 +136,8 @@ def is_finished(path: Path, preset: str, method: str, seed: int) -> bool:
 
 
 def _pick_engine(engine: str) -> str:
+    if engine not in ("auto", "papermill", "python"):
+        raise ConfigError(f"unknown engine {engine!r}; use auto, papermill or python")
     if engine != "auto":
         return engine
     try:
@@ -130,6 +173,156 @@ def _short_error(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:400]
 
 
+def _retryable(exc: BaseException) -> bool:
+    """False for an error in the run's settings or data (papermill reports its class name)."""
+    names = {c.__name__ for c in type(exc).__mro__} | {getattr(exc, "ename", "")}
+    return not names & set(NOT_RETRYABLE)
+
+
+def check_batch(plan: BatchPlan) -> dict:
+    """Check the settings of every run of ``plan`` before any starts: the methods, the
+    TrainConfig of each (method, seed) with ``plan.overrides`` and the sweep with
+    ``plan.eval_overrides``. Returns the checked evaluation overrides; raises one
+    :class:`~shortcut_mini.ConfigError` naming every problem and its flag, so that a typo never
+    costs a trained run."""
+    from ..objectives import OBJECTIVES
+
+    problems: dict[str, None] = {}  # ordered, without repeats
+    unknown = [m for m in plan.methods if m not in OBJECTIVES]
+    if unknown:
+        problems[f"--methods: unknown method(s) {unknown}; valid: {sorted(OBJECTIVES)}"] = None
+    checked, base_steps = {}, set()
+    for method, seed in plan.runs:
+        if method in unknown:
+            continue
+        try:
+            base_steps.add(run_config(plan.preset, method, seed, None, plan.overrides).M)
+        except ConfigError as e:
+            problems[f"--set: {e}"] = None
+    for M in sorted(base_steps) or [get_preset(plan.preset)["config"].get("M", 128)]:
+        try:
+            ev = eval_settings(plan.preset, plan.eval_overrides, M=M)
+            checked = {k: ev[k] for k in plan.eval_overrides}
+        except ConfigError as e:
+            problems[f"--eval-set: {e}"] = None
+    if problems:
+        raise ConfigError(
+            f"reproduce {plan.preset}: nothing was run; fix these settings and run again: "
+            + "; ".join(problems)
+        )
+    return checked
+
+
+def _resolve(preset, methods, seeds, out, overrides, eval_overrides, **how) -> BatchPlan:
+    spec = get_preset(preset)
+    engine = how.pop("engine")
+    plan = BatchPlan(
+        preset=preset,
+        methods=list(methods or spec["methods"]),
+        seeds=[int(s) for s in (seeds if seeds is not None else spec["seeds"])],
+        out=Path(out or Path("runs") / "reproduce" / preset).resolve(),
+        overrides=dict(overrides or {}),
+        eval_overrides=dict(eval_overrides or {}),
+        engine=_pick_engine(engine),
+        **how,
+    )
+    plan.fell_back = engine == "auto" and plan.engine == "python"
+    plan.nproc = check_nproc(plan.nproc)
+    plan.eval_overrides = check_batch(plan)
+    return plan
+
+
+def _reporter(plan: BatchPlan, progress: bool, log):
+    """The progress bar over runs and the per-run ``say``."""
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan.runs), desc=f"reproduce {plan.preset}", unit="run")
+        return bar, log or tqdm.write
+    return _NoBar(), log or print
+
+
+def _announce(plan: BatchPlan, say, dry_run: bool) -> None:
+    say(
+        f"reproduce {plan.preset}: {len(plan.runs)} runs ({', '.join(plan.methods)} x seeds "
+        f"{', '.join(map(str, plan.seeds))}) in {plan.out} [engine {plan.engine}"
+        + (f", {plan.nproc} training processes per run]" if plan.nproc > 1 else "]")
+    )
+    if plan.fell_back and not dry_run:
+        say("  note: papermill/ipykernel not installed: running in-process, no executed notebooks")
+
+
+def _dry_run_line(plan: BatchPlan, method: str, seed: int, paths) -> str:
+    cfg = run_config(plan.preset, method, seed, paths.train_dir, plan.overrides)
+    what = f"{cfg.data} {cfg.model} {cfg.steps:,} steps x {cfg.batch_size}"
+    what += f" in {plan.nproc} processes" if plan.nproc > 1 else ""
+    resumes = "; resumes a checkpoint" if (paths.train_dir / "checkpoint.pt").exists() else ""
+    return f"would run ({what}{resumes})"
+
+
+def _execute(plan: BatchPlan, method: str, seed: int, paths, say, tag: str) -> RunOutcome:
+    """Run one (method, seed) to its record; a failure is reported, not raised."""
+    say(f"{tag}: running")
+    plan.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    params = dict(
+        preset=plan.preset,
+        method=method,
+        seed=seed,
+        out_dir=str(plan.out),
+        overrides=plan.overrides,
+        eval_overrides=plan.eval_overrides,
+        command=plan.command,
+        nproc=plan.nproc,
+    )
+    try:
+        if plan.engine == "papermill":
+            _execute_papermill(params, paths.notebook, plan.kernel_name)
+        else:
+            run_one(**params)
+        rec = read_record(paths.record)
+    except Exception as e:  # one run's failure must not stop the batch
+        secs, err = time.perf_counter() - t0, _short_error(e)
+        if plan.engine == "python":
+            err += "\n" + traceback.format_exc(limit=3)
+        where = f" (see {paths.notebook})" if plan.engine == "papermill" else ""
+        say(f"{tag}: FAILED after {secs:.0f} s: {err.splitlines()[0]}{where}")
+        return RunOutcome(
+            method, seed, "failed", secs, err, notebook=paths.notebook, retryable=_retryable(e)
+        )
+    secs = time.perf_counter() - t0
+    ev = {e["steps"]: e["value"] for e in rec["evaluation"]}
+    brief = ", ".join(f"{s}: {ev[s]:.3g}" for s in sorted(ev) if s in (1, 4, 128))
+    say(
+        f"{tag}: done in {secs:.0f} s (training {rec['train_seconds']:.0f} s); "
+        f"{rec['evaluation'][0]['distance']} by steps {{{brief}}}"
+    )
+    return RunOutcome(method, seed, "done", secs, record=paths.record, notebook=paths.notebook)
+
+
+def _one_run(plan: BatchPlan, i: int, method: str, seed: int, dry_run: bool, say) -> RunOutcome:
+    paths = run_paths(plan.out, method, seed, plan.nproc)
+    tag = f"[{i}/{len(plan.runs)}] {method} seed {seed}"
+    if is_finished(paths.record, plan.preset, method, seed):
+        say(f"{tag}: finished earlier, skipped ({paths.record.name})")
+        return RunOutcome(method, seed, "skipped", record=paths.record, notebook=paths.notebook)
+    if dry_run:
+        say(f"{tag}: {_dry_run_line(plan, method, seed, paths)}")
+        return RunOutcome(method, seed, "planned")
+    return _execute(plan, method, seed, paths, say, tag)
+
+
+def _failure_note(result: BatchResult, n_runs: int) -> str:
+    names = ", ".join(f"{o.method} seed {o.seed}" for o in result.failed)
+    note = f"{len(result.failed)} of {n_runs} runs failed: {names}."
+    if all(o.retryable for o in result.failed):
+        return note + " Rerun the same command to retry them (finished runs are skipped)."
+    return (
+        note + " Fix what each error above names (a setting or the data), then run the command "
+        "again (finished runs are skipped)."
+    )
+
+
 def run_preset(
     preset: str,
     *,
@@ -148,10 +341,13 @@ def run_preset(
 ) -> BatchResult:
     """Run every (method, seed) of ``preset`` not yet finished in ``out``, then aggregate.
 
+    Every run's settings are checked first (:func:`check_batch`): an invalid one raises
+    :class:`~shortcut_mini.ConfigError` before anything trains.
+
     Args:
         methods, seeds: subsets (default: the preset's).
         out: the batch folder (default ``runs/reproduce/PRESET``).
-        overrides: TrainConfig fields replacing the preset's for every run.
+        overrides: TrainConfig fields replacing the preset's for every run (values or text).
         eval_overrides: replace the sweep's ``n``, ``steps``, ``seeds`` or ``metric``.
         dry_run: list what would run, run nothing.
         engine: ``"papermill"`` (executed notebooks kept), ``"python"`` (in-process) or ``"auto"``.
@@ -160,182 +356,26 @@ def run_preset(
         log: a ``print``-like function for the per-run lines (default: ``tqdm.write``).
         nproc: training processes per run; above 1 each run trains under ``torchrun``.
     """
-    spec = get_preset(preset)
-    methods = list(methods or spec["methods"])
-    seeds = [int(s) for s in (seeds if seeds is not None else spec["seeds"])]
-    out = Path(out or Path("runs") / "reproduce" / preset).resolve()
-    overrides, eval_overrides = dict(overrides or {}), dict(eval_overrides or {})
-    eval_settings(preset, eval_overrides)  # unknown evaluation settings fail before any run
-    nproc = check_nproc(nproc)
-    fell_back = engine == "auto" and _pick_engine(engine) == "python"
-    engine = _pick_engine(engine)
-    plan = [(m, s) for s in seeds for m in methods]  # seed-major: a cut batch has every method
-    result = BatchResult(preset=preset, out_dir=out)
-
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(plan), desc=f"reproduce {preset}", unit="run")
-        say = log or tqdm.write
-    else:
-        bar = _NoBar()
-        say = log or print
-    say(
-        f"reproduce {preset}: {len(plan)} runs ({', '.join(methods)} x seeds "
-        f"{', '.join(map(str, seeds))}) in {out} [engine {engine}"
-        + (f", {nproc} training processes per run]" if nproc > 1 else "]")
-    )
-    if fell_back and not dry_run:
-        say("  note: papermill/ipykernel not installed: running in-process, no executed notebooks")
+    how = dict(engine=engine, kernel_name=kernel_name, command=command, nproc=nproc)
+    plan = _resolve(preset, methods, seeds, out, overrides, eval_overrides, **how)
+    result = BatchResult(preset=preset, out_dir=plan.out)
+    bar, say = _reporter(plan, progress, log)
+    _announce(plan, say, dry_run)
     try:
-        for i, (method, seed) in enumerate(plan, 1):
-            paths = run_paths(out, method, seed, nproc)
-            tag = f"[{i}/{len(plan)}] {method} seed {seed}"
-            if is_finished(paths.record, preset, method, seed):
-                result.outcomes.append(
-                    RunOutcome(
-                        method, seed, "skipped", record=paths.record, notebook=paths.notebook
-                    )
-                )
-                say(f"{tag}: finished earlier, skipped ({paths.record.name})")
-                bar.update(1)
-                continue
-            if dry_run:
-                try:
-                    cfg = run_config(preset, method, seed, paths.train_dir, overrides)
-                    what = f"{cfg.data} {cfg.model} {cfg.steps:,} steps x {cfg.batch_size}"
-                    what += f" in {nproc} processes" if nproc > 1 else ""
-                except ValueError as e:
-                    what = f"invalid config: {e}"
-                resumable = (paths.train_dir / "checkpoint.pt").exists()
-                say(f"{tag}: would run ({what}{'; resumes a checkpoint' if resumable else ''})")
-                result.outcomes.append(RunOutcome(method, seed, "planned"))
-                bar.update(1)
-                continue
-            say(f"{tag}: running")
-            out.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            params = dict(
-                preset=preset,
-                method=method,
-                seed=seed,
-                out_dir=str(out),
-                overrides=overrides,
-                eval_overrides=eval_overrides,
-                command=command,
-                nproc=nproc,
-            )
-            try:
-                if engine == "papermill":
-                    _execute_papermill(params, paths.notebook, kernel_name)
-                elif engine == "python":
-                    run_one(**params)
-                else:
-                    raise ValueError(f"unknown engine {engine!r}; use auto, papermill or python")
-                rec = read_record(paths.record)
-            except Exception as e:  # one run's failure must not stop the batch
-                secs = time.perf_counter() - t0
-                err = _short_error(e)
-                if engine == "python":
-                    err += "\n" + traceback.format_exc(limit=3)
-                result.outcomes.append(
-                    RunOutcome(method, seed, "failed", secs, err, notebook=paths.notebook)
-                )
-                where = f" (see {paths.notebook})" if engine == "papermill" else ""
-                say(f"{tag}: FAILED after {secs:.0f} s: {err.splitlines()[0]}{where}")
-            else:
-                secs = time.perf_counter() - t0
-                ev = {e["steps"]: e["value"] for e in rec["evaluation"]}
-                brief = ", ".join(f"{s}: {ev[s]:.3g}" for s in sorted(ev) if s in (1, 4, 128))
-                name = rec["evaluation"][0]["distance"]
-                result.outcomes.append(
-                    RunOutcome(
-                        method, seed, "done", secs, record=paths.record, notebook=paths.notebook
-                    )
-                )
-                say(
-                    f"{tag}: done in {secs:.0f} s (training {rec['train_seconds']:.0f} s); "
-                    f"{name} by steps {{{brief}}}"
-                )
+        for i, (method, seed) in enumerate(plan.runs, 1):
+            result.outcomes.append(_one_run(plan, i, method, seed, dry_run, say))
             bar.update(1)
     finally:
         bar.close()
-    if not dry_run and out.exists():
-        result.summary = write_summary(out, preset)
-        say(f"summary: {out / 'summary.md'} ({len(result.summary.records)} records)")
+    if not dry_run and plan.out.exists():
+        result.summary = write_summary(plan.out, preset)
+        say(f"summary: {plan.out / 'summary.md'} ({len(result.summary.records)} records)")
     if result.failed:
-        say(
-            f"{len(result.failed)} of {len(plan)} runs failed: "
-            + ", ".join(f"{o.method} seed {o.seed}" for o in result.failed)
-            + ". Rerun the same command to retry them (finished runs are skipped)."
-        )
+        say(_failure_note(result, len(plan.runs)))
     return result
 
 
 # ---- command line ------------------------------------------------------------------------------
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return check_nproc(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("preset", nargs="?", help="preset name (see --list)")
-    p.add_argument("--methods", nargs="+", default=None, help="default: the preset's")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the preset's")
-    p.add_argument("--out", default=None, help="batch folder (default runs/reproduce/PRESET)")
-    p.add_argument("--dry-run", action="store_true", help="show the plan, run nothing")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="TrainConfig override for every run (JSON value), e.g. steps=500",
-    )
-    p.add_argument(
-        "--eval-set",
-        dest="eval_overrides",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="evaluation override: n, steps, seeds or metric",
-    )
-    p.add_argument(
-        "--nproc",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="training processes (GPUs) per run; N > 1 trains under torchrun (default 1)",
-    )
-    p.add_argument("--engine", choices=("auto", "papermill", "python"), default="auto")
-    p.add_argument("--kernel", default=None, help="Jupyter kernel for papermill")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar over runs")
-    p.add_argument(
-        "--publish",
-        action="store_true",
-        help="copy records + aggregate into BOOK_RESULTS/PRESET, regenerate the results page "
-        "table and the README table",
-    )
-    p.add_argument("--book-results", default="book/results", help="publish destination")
-    p.add_argument("--readme", default="README.md", help="README to update on --publish")
-    p.add_argument("--list", action="store_true", help="print the preset table and exit")
 
 
 def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> int:
@@ -345,7 +385,7 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
         print(preset_table())
         return 0
     if not args.preset:
-        raise ValueError("name a preset (shortcut-mini reproduce --list shows them)")
+        raise ConfigError("name a preset (shortcut-mini reproduce --list shows them)")
     command = shlex.join(["shortcut-mini", *(argv if argv is not None else sys.argv[1:])])
     result = run_preset(
         args.preset,
@@ -373,14 +413,11 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="shortcut-mini reproduce",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(p)
-    args = p.parse_args(argv)
-    return main_from_args(args, argv)
+    """``python -m shortcut_mini.reproduce.runner ARGS``: the same as ``shortcut-mini reproduce
+    ARGS`` (errors in the settings print one line, no traceback)."""
+    from ..cli import main as cli_main
+
+    return cli_main(["reproduce", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":
