@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .levels import dyadic_schedule
 from .sampling import euler_sample
 from .train.checkpoint import load_checkpoint, load_weights
+from .train.metrics_log import METRICS_NAME, read_metrics_log
 from .train.trainer import Run, model_from_config, train
 
 __all__ = ["train", "sample", "load_run", "misaligned_steps", "Run"]
@@ -33,12 +34,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     model.to(device).eval()
     ema.to(device).eval().requires_grad_(False)
     out_dir = Path(path) if Path(path).is_dir() else Path(path).parent
-    history = []
-    log = out_dir / "metrics.jsonl"
-    if log.exists():
-        import json
-
-        history = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    history = read_metrics_log(out_dir / METRICS_NAME)
     return Run(
         model=model,
         ema=ema,

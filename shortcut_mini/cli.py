@@ -191,12 +191,17 @@ def _train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:
         run = train(cfg)
-    except KeyboardInterrupt:
-        where = (
-            f"resume it by rerunning the same command (its checkpoints are in {cfg.out_dir})"
-            if cfg.out_dir
-            else "it had no --out-dir, so nothing was saved"
-        )
+    except KeyboardInterrupt as e:
+        from .train.interrupt import TrainingInterrupted
+
+        if isinstance(e, TrainingInterrupted):  # the trainer says what it saved and how to resume
+            where = str(e)
+        elif cfg.out_dir:
+            where = (
+                f"resume it by rerunning the same command (its checkpoints are in {cfg.out_dir})"
+            )
+        else:
+            where = "it had no --out-dir, so nothing was saved"
         print(f"shortcut-mini train: interrupted; {where}", file=sys.stderr)
         return 130
     last = run.history[-1] if run.history else {}
@@ -304,12 +309,23 @@ def user_errors() -> tuple[type[BaseException], ...]:
     a checkpoint that cannot be read, a run of another config in ``out_dir``, a diverging run):
     the command line prints their message, without a traceback."""
     from .data import errors as data_errors
+    from .metrics.inception import FeatureWeightsUnavailableError
     from .train.checkpoint import CheckpointError
+    from .train.lock import RunLockedError
+    from .train.metrics_log import MetricsLogError
     from .train.trainer import NonFiniteLossError, RunExistsError
 
-    found = [getattr(data_errors, n, None) for n in ("DatasetError", "DatasetUnavailableError")]
-    extra = tuple(c for c in found if isinstance(c, type))
-    return (ConfigError, ValueError, CheckpointError, RunExistsError, NonFiniteLossError, *extra)
+    return (
+        ConfigError,
+        ValueError,
+        CheckpointError,
+        RunExistsError,
+        RunLockedError,
+        MetricsLogError,
+        NonFiniteLossError,
+        data_errors.DatasetError,
+        FeatureWeightsUnavailableError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"shortcut-mini {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:
         if not isinstance(e, user_errors()):
             raise

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from shortcut_mini import load_run
-from shortcut_mini.data import ArrayDataset
+from shortcut_mini.data import ArrayDataset, DatasetError
 from shortcut_mini.train import (
     CheckpointError,
     MetricsLogError,
@@ -68,8 +68,8 @@ def test_overwrite_removes_the_whole_old_run_and_keeps_other_files(tmp_path, tin
 
 def test_a_failed_first_run_leaves_no_folder(tmp_path, tiny_config):
     out = tmp_path / "new"
-    with pytest.raises(TypeError):
-        train(tiny_config(out_dir=str(out), model_overrides={"nosuch": 3}))
+    with pytest.raises(DatasetError):
+        train(tiny_config(out_dir=str(out), data="image_folder:/nonexistent/shortcut-mini-images"))
     assert not out.exists()
 
 
