@@ -36,7 +36,7 @@ DRIVER = textwrap.dedent(
 
     import torch
 
-    import shortcut_mini  # noqa: F401
+    import shortcut_mini.train  # noqa: F401 - the package itself imports lazily
     from shortcut_mini.data import ArrayDataset
 
     side, argv = Path(sys.argv[1]), sys.argv[2:]

@@ -68,8 +68,9 @@ def test_overwrite_removes_the_whole_old_run_and_keeps_other_files(tmp_path, tin
 
 def test_a_failed_first_run_leaves_no_folder(tmp_path, tiny_config):
     out = tmp_path / "new"
+    missing = "image_folder:/nonexistent/shortcut-mini-images"
     with pytest.raises(DatasetError):
-        train(tiny_config(out_dir=str(out), data="image_folder:/nonexistent/shortcut-mini-images"))
+        train(tiny_config(out_dir=str(out), data=missing, image_size=8))
     assert not out.exists()
 
 
