@@ -32,6 +32,7 @@ __all__ = [
     "POINTS_N",
     "Reference",
     "extract_features",
+    "held_out_points",
     "reference_for",
     "resolve_features",
     "resolve_reference",
@@ -126,11 +127,12 @@ def _safe(s: str) -> str:
 # the run's default reference
 
 
-def _held_out_points(run, n: int | None) -> Reference:
+def held_out_points(name: str, n: int = POINTS_N, seed: int = 0) -> Reference:
+    """``n`` held-out points of the 2D toy ``name``: its test split for the training seed
+    ``seed`` (``load_dataset(name, train=False, seed=seed)``, disjoint from the training
+    points)."""
     from .data import load_dataset
 
-    name, seed = run.data_info["name"], run.config.seed
-    n = POINTS_N if n is None else int(n)
     ds = load_dataset(name, train=False, n=n, seed=seed)
     return Reference(
         description=f"{n} held-out {name} points (test seed of training seed {seed})",
@@ -174,7 +176,8 @@ def reference_for(
         data_root: where the dataset lives (default: the run's ``data_root``).
     """
     if run.data_info["kind"] == "points":
-        return _held_out_points(run, n)
+        n = POINTS_N if n is None else int(n)
+        return held_out_points(run.data_info["name"], n, seed=run.config.seed)
     from .data import load_dataset
 
     name, size = run.data_info["name"], run.config.image_size
