@@ -301,15 +301,19 @@ CLASS_LABEL_MODES = ("match", "uniform", "null")
 """How class-conditional runs get their labels: the reference's proportions, uniform, or none."""
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def _int_sequence(values, name: str, example: str) -> list[int]:
     """``values`` as a non-empty list of ints (numpy ints too; bools, floats and strs refused)."""
     ok = isinstance(values, Iterable) and not isinstance(values, (str, bytes))
-    values = list(values) if ok else []
-    if not values or any(isinstance(v, bool) or not isinstance(v, Integral) for v in values):
+    out = list(values) if ok else []
+    if not out or not all(map(_is_int, out)):
         raise ValueError(
             f"{name} must be a non-empty sequence of integers, e.g. {example}; got {values!r}"
         )
-    return [int(v) for v in values]
+    return [int(v) for v in out]
 
 
 def _check_class_labels(mode) -> None:
@@ -317,22 +321,21 @@ def _check_class_labels(mode) -> None:
         raise ValueError(f"class_labels must be 'match', 'uniform' or 'null', got {mode!r}")
 
 
-def _check_arguments(
-    run, steps, n, seeds, batch_size, cfg_scale, class_labels
-) -> tuple[list[int], list[int]]:
-    """Refuse bad arguments of :func:`evaluate` before any work; the budgets and seeds as lists."""
+def _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels):
+    """Refuse bad arguments of :func:`evaluate` before any work; ``(steps, seeds, n)`` as
+    lists of ints and an int (or None)."""
     steps = _int_sequence(steps, "steps (the step budgets)", "(1, 2, 4, 128)")
     seeds = _int_sequence(seeds, "seeds (one sampling seed per repetition)", "(0, 1, 2)")
     for budget in steps:
         dyadic_schedule(budget, run.config.M)  # raises on a budget the model cannot do
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+    if n is not None and (not _is_int(n) or n < 2):
         raise ValueError(
             f"n (samples per seed and budget) must be an integer >= 2, or None for the "
             f"protocol's default; got {n!r}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(
             f"batch_size must be a positive integer (samples per forward pass, e.g. 1024), "
             f"got {batch_size!r}"
@@ -341,7 +344,7 @@ def _check_arguments(
     if not ok or not math.isfinite(cfg_scale):
         raise ValueError(f"cfg_scale must be a finite number (1: no guidance), got {cfg_scale!r}")
     _check_class_labels(class_labels)
-    return steps, seeds
+    return steps, seeds, None if n is None else int(n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,14 +393,11 @@ class Metric:
         """``{"distance": ...}`` of samples ``x`` (and ``precision``, ``recall`` if asked)."""
         if self.extractor is None:
             real, fake = self.reference.points, x.reshape(len(x), -1)
-            out = {
-                "distance": sliced_wasserstein(x, real, self.swd_directions, self.swd_seed),
-            }
+            swd = sliced_wasserstein(x, real, self.swd_directions, self.swd_seed)
+            out = {"distance": swd}
         else:
-            real, fake = (
-                self.reference.features,
-                extract_features(self.extractor, x, self.feature_batch),
-            )
+            real = self.reference.features
+            fake = extract_features(self.extractor, x, self.feature_batch)
             with _blas_threads():
                 stats = FeatureStats.from_features(fake)
                 out = {"distance": stats.frechet_distance(self.reference.stats)}
@@ -472,7 +472,8 @@ def _metric_for(
         )
     if metric.n < 2:
         raise ValueError(
-            f"n must be at least 2, got {metric.n} (from a {metric.reference.n}-item reference)"
+            f"n must be at least 2, got {metric.n}: the reference has {metric.reference.n} "
+            "item(s); give a larger reference"
         )
     return metric
 
@@ -683,7 +684,7 @@ def evaluate(
         An :class:`EvalTable` with one row per budget, in the order of ``steps``.
     """
     t_start = time.perf_counter()
-    steps, seeds = _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels)
+    steps, seeds, n = _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels)
     metric = _metric_for(
         run,
         features,
