@@ -8,7 +8,8 @@ every group) are trained once per seed and shared between groups.
 
 For 2D toys every trained run is sampled from its EMA weights at each step budget with the same
 noise (``noise_seed``) and compared with held-out points of the toy (the book's design notes: the
-sliced Wasserstein distance, 4,096 samples against 4,096 held-out points). The result holds one
+sliced Wasserstein distance, 4,096 samples against 4,096 held-out points), by the sweep of
+:func:`~shortcut_mini.evaluate.evaluate`. The result holds one
 record per (group, variant, seed, budget) and reduces them to mean and standard deviation over
 training seeds (``ddof=1``).
 
@@ -38,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import sample
 from .config import TrainConfig
-from .data import load_dataset
-from .metrics.sliced_wasserstein import sliced_wasserstein
+from .data.toy2d import TOY2D
+from .evaluate import swd_metric, sweep
+from .reference import held_out_points
 from .train import train
 
 __all__ = [
@@ -176,6 +177,27 @@ class AblationResult:
         }
 
 
+def _check_ablation(base: TrainConfig, groups, seeds, steps) -> tuple[list[int], list[int]]:
+    seeds, steps = [int(s) for s in seeds], [int(s) for s in steps]
+    if not seeds or not steps or not groups:
+        raise ValueError("run_ablation needs at least one group, one seed and one step budget")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if base.data not in TOY2D:
+        raise ValueError(
+            f"run_ablation measures 2D toys with the sliced Wasserstein distance; {base.data!r} "
+            "is an image dataset (image ablations come from GPU run records: ablation_records)"
+        )
+    return seeds, steps
+
+
+def _train_and_measure(cfg: TrainConfig, metric, steps: list[int], noise_seed: int):
+    """Train ``cfg``; ``({budget: distance}, train_seconds)`` from :func:`evaluate`'s sweep."""
+    run = train(cfg)
+    rows = sweep(run, metric, steps, [noise_seed])
+    return {row["steps"]: row["distance"] for row in rows}, run.train_seconds
+
+
 def run_ablation(
     base: TrainConfig,
     groups: Mapping[str, Mapping[str, Mapping]],
@@ -190,13 +212,18 @@ def run_ablation(
 ) -> AblationResult:
     """Train every variant of every group at every seed (shared configs once) and measure it.
 
+    Every run is measured by the sweep of :func:`~shortcut_mini.evaluate.evaluate`
+    (:func:`~shortcut_mini.evaluate.sweep`): a run of training seed ``eval_seed`` gets the
+    numbers ``evaluate(run, steps, n=n_eval, seeds=(noise_seed,))`` reports.
+
     Args:
         base: the config every variant starts from (a 2D toy; ``seed`` is replaced per run).
         groups: ``{group: {variant: {field: value, ...}}}``; an empty dict is the base config.
         seeds: training seeds (model init, data, noise, t and levels); >= 3 for a spread.
         steps: sampling step budgets.
         n_eval: samples per budget, compared with as many held-out points of ``base.data``.
-        eval_seed: seed of the held-out points (the toy's test split, disjoint from training).
+        eval_seed: the held-out points are the toy's test split for this training seed, the
+            same for every run (disjoint from every run's training points).
         noise_seed: seed of the sampling noise, the same for every run (common random numbers:
             differences between variants are not differences of noise).
         n_directions: directions of the sliced Wasserstein distance.
@@ -206,17 +233,8 @@ def run_ablation(
         An :class:`AblationResult`.
     """
     t_start = time.perf_counter()
-    seeds, steps = [int(s) for s in seeds], [int(s) for s in steps]
-    if not seeds or not steps or not groups:
-        raise ValueError("run_ablation needs at least one group, one seed and one step budget")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    ref = load_dataset(base.data, train=False, n=n_eval, seed=eval_seed).x
-    if ref.dim() != 2:
-        raise ValueError(
-            f"run_ablation measures 2D toys with the sliced Wasserstein distance; {base.data!r} "
-            "is an image dataset (image ablations come from GPU run records: ablation_records)"
-        )
+    seeds, steps = _check_ablation(base, groups, seeds, steps)
+    metric = swd_metric(held_out_points(base.data, n_eval, eval_seed), n_directions=n_directions)
     result = AblationResult(
         groups={g: list(v) for g, v in groups.items()}, steps=steps, seeds=seeds
     )
@@ -227,31 +245,20 @@ def run_ablation(
                 cfg = base.replace(**dict(changes), seed=seed)
                 key = (_config_key(cfg), seed)
                 if key not in cache:
-                    run = train(cfg)
-                    dist = {}
-                    for s in steps:
-                        x = sample(run, n_eval, s, seed=noise_seed)
-                        dist[s] = sliced_wasserstein(x, ref, n_directions=n_directions)
-                    cache[key] = (dist, run.train_seconds)
+                    cache[key] = _train_and_measure(cfg, metric, steps, noise_seed)
                     result.n_runs += 1
                     if log is not None:
-                        shown = "  ".join(f"{s}:{d:.3f}" for s, d in dist.items())
+                        shown = "  ".join(f"{s}:{d:.3f}" for s, d in cache[key][0].items())
                         log(
                             f"seed {seed}  {group:>16s} = {variant:<16s} "
-                            f"{run.train_seconds:5.1f} s   {result.metric} {shown}"
+                            f"{cache[key][1]:5.1f} s   {result.metric} {shown}"
                         )
                 dist, seconds = cache[key]
                 result.train_seconds[(group, variant, seed)] = seconds
-                for s in steps:
-                    result.records.append(
-                        {
-                            "group": group,
-                            "variant": variant,
-                            "seed": seed,
-                            "steps": s,
-                            "swd": dist[s],
-                        }
-                    )
+                result.records += [
+                    {"group": group, "variant": variant, "seed": seed, "steps": s, "swd": dist[s]}
+                    for s in steps
+                ]
     result.wall_seconds = time.perf_counter() - t_start
     return result
 

@@ -17,6 +17,12 @@ returned :class:`EvalTable` reports, per step budget, the mean distance over see
 deviation (``ddof=1``; ``nan`` for one seed), each seed's value, the wall time of sampling and
 samples per second.
 
+:func:`evaluate` checks its arguments, builds the :class:`Metric` (the reference comes from
+:mod:`shortcut_mini.reference`, which turns any accepted reference input into a
+:class:`Reference`), runs :func:`sweep` (one distance per budget and seed: sample, time, decode
+latents, score) and records the provenance in the table's ``meta``. The demo and the ablations
+call the same sweep, so their numbers are the protocol's.
+
 Example::
 
     from shortcut_mini import load_run
@@ -35,9 +41,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -45,29 +52,34 @@ import torch
 
 from .api import sample
 from .common import atomic_write_bytes
-from .levels import DEFAULT_BUDGETS
+from .levels import DEFAULT_BUDGETS, dyadic_schedule
 from .metrics.frechet import FeatureStats
 from .metrics.precision_recall import precision_recall as _precision_recall
 from .metrics.sliced_wasserstein import sliced_wasserstein
+from .reference import (
+    CLASSIFIER_DATASETS,
+    Reference,
+    extract_features,
+    reference_for,
+    resolve_features,
+    resolve_reference,
+)
 
 __all__ = [
     "CLASSIFIER_DATASETS",
     "DEFAULT_STEPS",
     "EvalTable",
+    "Metric",
     "Reference",
     "evaluate",
     "metric_name",
     "reference_for",
+    "swd_metric",
+    "sweep",
 ]
 
 DEFAULT_STEPS = DEFAULT_BUDGETS
 """The step budgets every table reports (the book's design notes)."""
-
-CLASSIFIER_DATASETS = ("mnist", "fashion_mnist", "digits")
-"""Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)")."""
-
-POINTS_N = 4096
-"""Samples and held-out points for the 2D metric."""
 
 SWD_DIRECTIONS = 512
 SWD_SEED = 0
@@ -283,155 +295,60 @@ class EvalTable:
 
 
 # ---------------------------------------------------------------------------------------------
-# references
+# argument checks
+
+CLASS_LABEL_MODES = ("match", "uniform", "null")
+"""How class-conditional runs get their labels: the reference's proportions, uniform, or none."""
 
 
-@dataclass
-class Reference:
-    """What samples are compared with.
-
-    For 2D runs ``points`` holds the held-out points; for image runs ``stats`` the
-    :class:`~shortcut_mini.metrics.FeatureStats` of the reference features (and ``features``
-    the features themselves, kept when precision/recall is asked for). ``labels`` are the
-    reference's class labels (or None), ``description`` names it in tables.
-    """
-
-    description: str
-    points: torch.Tensor | None = None
-    stats: FeatureStats | None = None
-    features: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    n: int = 0
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _feature_cache_key(extractor, kind: str) -> str | None:
-    if kind == "classifier" and getattr(extractor, "cache_path", None) is not None:
-        return Path(extractor.cache_path).stem
-    if kind == "inception":
-        return "inception-v3-compat"
-    if kind == "identity":
-        return "identity"
-    return None
-
-
-def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:60]
-
-
-def _extract(extractor, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = [extractor(x[i : i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, 0)
-
-
-def reference_for(
-    run,
-    *,
-    n: int | None = None,
-    extractor=None,
-    feature_kind: str | None = None,
-    keep_features: bool = False,
-    cache_dir: str | Path | None = None,
-    batch_size: int = 500,
-    data_root: str | None = None,
-) -> Reference:
-    """The default reference of ``run``: held-out toy points or held-out-split feature stats.
-
-    Args:
-        n: 2D only: number of held-out points (default 4,096).
-        extractor, feature_kind: image runs: the feature extractor and its kind (part of the
-            cache key).
-        keep_features: keep the reference features (for precision/recall).
-        cache_dir: if given, image reference statistics are cached there as ``.npz``, keyed by
-            dataset, image size and feature extractor (not used when ``keep_features``).
-        data_root: where the dataset lives (default: the run's ``data_root``).
-    """
-    from .data import load_dataset
-
-    cfg = run.config
-    name = run.data_info["name"]
-    root = data_root if data_root is not None else cfg.data_root
-    if run.data_info["kind"] == "points":
-        n = POINTS_N if n is None else int(n)
-        ds = load_dataset(name, train=False, n=n, seed=cfg.seed)
-        return Reference(
-            description=f"{n} held-out {name} points (test seed of training seed {cfg.seed})",
-            points=ds.x.float(),
-            n=n,
+def _int_sequence(values, name: str, example: str) -> list[int]:
+    """``values`` as a non-empty list of ints (numpy ints too; bools, floats and strs refused)."""
+    ok = isinstance(values, Iterable) and not isinstance(values, (str, bytes))
+    out = list(values) if ok else []
+    if not out or not all(map(_is_int, out)):
+        raise ValueError(
+            f"{name} must be a non-empty sequence of integers, e.g. {example}; got {values!r}"
         )
-    split = "test split" if not name.startswith("image_folder:") else "images (no split)"
-    size = cfg.image_size
-    desc = f"{name} {split}" + (f" at {size}x{size}" if size else "")
-    key = _feature_cache_key(extractor, feature_kind or "")
-    cache_file = None
-    if cache_dir is not None and key is not None and not keep_features:
-        cache_file = Path(cache_dir) / f"refstats_{_safe(name)}_size{size or 'native'}_{key}.npz"
-        if cache_file.exists():
-            stats = FeatureStats.load(cache_file)
-            labels = None
-            if run.data_info.get("num_classes"):  # labels for class_labels="match" (cheap)
-                ds = load_dataset(name, train=False, image_size=size, root=root)
-                labels = ds.y.clone() if ds.num_classes else None
-            return Reference(description=desc, stats=stats, labels=labels, n=stats.count)
-    ds = load_dataset(name, train=False, image_size=size, root=root)
-    x = ds.x.float().div(127.5).sub(1.0)
-    feats = _extract(extractor, x, batch_size)
-    stats = FeatureStats.from_features(feats)
-    if cache_file is not None:
-        stats.save(cache_file)
-    return Reference(
-        description=desc,
-        stats=stats,
-        features=feats if keep_features else None,
-        labels=ds.y.clone() if ds.num_classes else None,
-        n=len(ds),
-    )
+    return [int(v) for v in out]
+
+
+def _check_class_labels(mode) -> None:
+    if mode not in CLASS_LABEL_MODES:
+        raise ValueError(f"class_labels must be 'match', 'uniform' or 'null', got {mode!r}")
+
+
+def _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels):
+    """Refuse bad arguments of :func:`evaluate` before any work; ``(steps, seeds, n)`` as
+    lists of ints and an int (or None)."""
+    steps = _int_sequence(steps, "steps (the step budgets)", "(1, 2, 4, 128)")
+    seeds = _int_sequence(seeds, "seeds (one sampling seed per repetition)", "(0, 1, 2)")
+    for budget in steps:
+        dyadic_schedule(budget, run.config.M)  # raises on a budget the model cannot do
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    if n is not None and (not _is_int(n) or n < 2):
+        raise ValueError(
+            f"n (samples per seed and budget) must be an integer >= 2, or None for the "
+            f"protocol's default; got {n!r}"
+        )
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(
+            f"batch_size must be a positive integer (samples per forward pass, e.g. 1024), "
+            f"got {batch_size!r}"
+        )
+    ok = isinstance(cfg_scale, (int, float)) and not isinstance(cfg_scale, bool)
+    if not ok or not math.isfinite(cfg_scale):
+        raise ValueError(f"cfg_scale must be a finite number (1: no guidance), got {cfg_scale!r}")
+    _check_class_labels(class_labels)
+    return steps, seeds, None if n is None else int(n)
 
 
 # ---------------------------------------------------------------------------------------------
-# the sweep
-
-
-def _labels(run, reference: Reference, n: int, mode: str, seed: int) -> torch.Tensor | None:
-    nc = int(run.data_info.get("num_classes", 0))
-    if nc == 0 or mode == "null":
-        return None
-    gen = torch.Generator().manual_seed(1_000_000 + seed)
-    if mode == "uniform" or reference.labels is None:
-        return torch.randint(nc, (n,), generator=gen)
-    if mode != "match":
-        raise ValueError(f"class_labels must be 'match', 'uniform' or 'null', got {mode!r}")
-    ref = reference.labels
-    reps = -(-n // len(ref))  # whole permutations: exact class proportions when n == len(ref)
-    idx = torch.cat([torch.randperm(len(ref), generator=gen) for _ in range(reps)])[:n]
-    return ref[idx]
-
-
-def _resolve_features(features, run, feature_kwargs: dict, device) -> tuple[object, str]:
-    """Return (extractor, kind) for an image run."""
-    if not isinstance(features, str):
-        if not callable(features):
-            raise TypeError(f"features must be a name or a callable, got {features!r}")
-        return features, getattr(features, "name", type(features).__name__)
-    kind = features.lower()
-    name = run.data_info["name"]
-    if kind == "auto":
-        kind = "classifier" if name in CLASSIFIER_DATASETS else "inception"
-    from .metrics.features import get_feature_extractor
-
-    kw = dict(feature_kwargs)
-    if kind == "classifier":
-        kw.setdefault("image_size", run.config.image_size)
-        kw.setdefault("device", device)
-        return get_feature_extractor("classifier", name, **kw), kind
-    if kind == "inception":
-        kw.setdefault("device", device)
-        return get_feature_extractor("inception", **kw), kind
-    if kind in ("identity", "points", "pixels"):
-        return get_feature_extractor("identity", **kw), "identity"
-    raise ValueError(
-        f"unknown features {features!r}; use 'auto', 'classifier', 'inception', 'identity' "
-        "or a callable"
-    )
+# one distance
 
 
 def _blas_threads():
@@ -448,8 +365,269 @@ def _blas_threads():
     return threadpool_limits(limits=torch.get_num_threads(), user_api="blas")
 
 
+@dataclass
+class Metric:
+    """How one set of ``n`` samples is scored against ``reference``.
+
+    2D runs (``extractor`` None): the sliced Wasserstein-2 distance to ``reference.points``
+    over ``swd_directions`` directions drawn with ``swd_seed``. Image runs: the Frechet
+    distance between the ``extractor`` features of the samples and ``reference.stats``
+    (features extracted in batches of ``feature_batch``). With ``precision_recall`` also
+    improved precision and recall (Kynkaanniemi et al. 2019, ``k = 3``) of the same features.
+    ``name`` is the reported metric (``"SWD"``, ``"FD (classifier)"``, ``"FID"``, ...),
+    ``kind`` the features' kind and ``info`` the extractor's provenance for the table's meta.
+    """
+
+    name: str
+    kind: str
+    reference: Reference
+    n: int
+    extractor: Callable | None = None
+    feature_batch: int = 500
+    precision_recall: bool = False
+    swd_directions: int = SWD_DIRECTIONS
+    swd_seed: int = SWD_SEED
+    info: dict = field(default_factory=dict)
+
+    def score(self, x: torch.Tensor) -> dict[str, float]:
+        """``{"distance": ...}`` of samples ``x`` (and ``precision``, ``recall`` if asked)."""
+        if self.extractor is None:
+            real, fake = self.reference.points, x.reshape(len(x), -1)
+            swd = sliced_wasserstein(x, real, self.swd_directions, self.swd_seed)
+            out = {"distance": swd}
+        else:
+            real = self.reference.features
+            fake = extract_features(self.extractor, x, self.feature_batch)
+            with _blas_threads():
+                stats = FeatureStats.from_features(fake)
+                out = {"distance": stats.frechet_distance(self.reference.stats)}
+        if self.precision_recall:
+            pr = _precision_recall(real, fake)
+            out.update(precision=pr.precision, recall=pr.recall)
+        return out
+
+
+def swd_metric(
+    reference: Reference, *, n_directions: int = SWD_DIRECTIONS, precision_recall: bool = False
+) -> Metric:
+    """The 2D protocol's metric against held-out ``reference.points``: SWD, ``n = len(points)``."""
+    return Metric(
+        name=metric_name("swd"),
+        kind="swd",
+        reference=reference,
+        n=reference.n,
+        precision_recall=precision_recall,
+        swd_directions=n_directions,
+    )
+
+
+def _classifier_info(extractor, kind: str) -> dict:
+    if kind != "classifier":
+        return {}
+    return {
+        "classifier_accuracy": extractor.accuracy,
+        "classifier_cache": str(extractor.cache_path),
+        **{f"classifier_{k}": extractor.meta.get(k) for k in ("epochs", "seed")},
+    }
+
+
+def _metric_for(
+    run, features, reference, n, *, device, precision_recall, feature_kwargs, cache_dir, batch
+) -> Metric:
+    """The protocol's metric for ``run`` (SWD for 2D, a Frechet distance for images)."""
+    if run.data_info["kind"] == "points":
+        if not (isinstance(features, str) and features.lower() in ("auto", "swd")):
+            raise ValueError(
+                f"2D runs are evaluated with the sliced Wasserstein distance; got "
+                f"features={features!r} (use 'auto')"
+            )
+        metric = swd_metric(
+            resolve_reference(run, reference, n=n), precision_recall=precision_recall
+        )
+        if n is not None and n != metric.n:
+            raise ValueError(
+                f"the sliced Wasserstein distance compares equal-sized sets: n={n} but the "
+                f"reference has {metric.n} points (leave n out to use them all)"
+            )
+    else:
+        extractor, kind = resolve_features(features, run, feature_kwargs, device)
+        ref = resolve_reference(
+            run,
+            reference,
+            extractor=extractor,
+            feature_kind=kind,
+            keep_features=precision_recall,
+            cache_dir=cache_dir,
+            batch_size=batch,
+        )
+        metric = Metric(
+            name=metric_name(kind),
+            kind=kind,
+            reference=ref,
+            n=min(ref.n, IMAGE_N_CAP) if n is None else n,
+            extractor=extractor,
+            feature_batch=batch,
+            precision_recall=precision_recall,
+            info=_classifier_info(extractor, kind),
+        )
+    if metric.n < 2:
+        raise ValueError(
+            f"n must be at least 2, got {metric.n}: the reference has {metric.reference.n} "
+            "item(s); give a larger reference"
+        )
+    return metric
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep
+
+
+def _labels(run, reference: Reference, n: int, mode: str, seed: int) -> torch.Tensor | None:
+    _check_class_labels(mode)
+    nc = int(run.data_info.get("num_classes", 0))
+    if nc == 0 or mode == "null":
+        return None
+    gen = torch.Generator().manual_seed(1_000_000 + seed)
+    if mode == "uniform" or reference.labels is None:
+        return torch.randint(nc, (n,), generator=gen)
+    ref = reference.labels
+    reps = -(-n // len(ref))  # whole permutations: exact class proportions when n == len(ref)
+    idx = torch.cat([torch.randperm(len(ref), generator=gen) for _ in range(reps)])[:n]
+    return ref[idx]
+
+
+def _device(run, use_ema: bool) -> torch.device:
+    """The device the sampled weights live on."""
+    return next((run.ema if use_ema else run.model).parameters()).device
+
+
+def _timed_sample(run, n: int, budget: int, **sample_kw) -> tuple[torch.Tensor, float]:
+    """``n`` samples at one budget and the wall time to draw them; latent runs are decoded
+    (FID is measured on images), inside the timing."""
+    device = _device(run, sample_kw.get("use_ema", True))
+    t0 = time.perf_counter()
+    x = sample(run, n, budget, **sample_kw)
+    if run.data_info["kind"] == "latent":
+        from .data.latents import decode_samples
+
+        x = decode_samples(run, x, device=device).float().cpu()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return x, time.perf_counter() - t0
+
+
 def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _budget_row(budget: int, metric: Metric, seeds, scores: list[dict], secs: list[float]) -> dict:
+    """One row of the table: the seeds' scores at one budget, their mean and spread, timing."""
+    dists = [score["distance"] for score in scores]
+    sec = float(np.mean(secs))
+    row = {
+        "steps": budget,
+        "metric": metric.name,
+        "distance": float(np.mean(dists)),
+        "distance_std": _std(dists),
+        **{f"distance_seed{s}": float(d) for s, d in zip(seeds, dists)},
+        "n_samples": metric.n,
+        "n_seeds": len(seeds),
+        "sample_seconds": sec,
+        "samples_per_second": metric.n / sec if sec > 0 else float("inf"),
+        "reference": metric.reference.description,
+    }
+    for key in ("precision", "recall") if metric.precision_recall else ():
+        values = [score[key] for score in scores]
+        row.update({key: float(np.mean(values)), f"{key}_std": _std(values)})
+    return row
+
+
+def _progress_bar(show: bool, total: int, metric: Metric):
+    if not show:
+        return contextlib.nullcontext()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"evaluate ({metric.name})", leave=False)
+
+
+def sweep(
+    run,
+    metric: Metric,
+    steps: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    cfg_scale: float = 1.0,
+    class_labels: str = "match",
+    use_ema: bool = True,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> list[dict]:
+    """The rows of :func:`evaluate`'s table: ``metric`` of ``run``'s samples at every budget.
+
+    Each seed draws its own noise (``sample(..., seed=s)``: the same noise at every budget) and
+    labels; arguments as :func:`evaluate`'s (``steps`` and ``seeds`` lists of ints, unchecked).
+    """
+    # warm-up (lazy CUDA init, kernel selection) so that the first budget's timing is fair
+    sample(run, min(metric.n, 8), 1, seed=0, cfg_scale=cfg_scale, use_ema=use_ema)
+    labels = {s: _labels(run, metric.reference, metric.n, class_labels, s) for s in seeds}
+    kw = dict(cfg_scale=cfg_scale, use_ema=use_ema, batch_size=batch_size)
+    rows = []
+    with _progress_bar(progress, len(steps) * len(seeds), metric) as bar:
+        for budget in steps:
+            scores, secs = [], []
+            for s in seeds:
+                x, sec = _timed_sample(run, metric.n, budget, seed=s, y=labels[s], **kw)
+                scores.append(metric.score(x))
+                secs.append(sec)
+                if bar is not None:
+                    bar.update(1)
+            rows.append(_budget_row(budget, metric, seeds, scores, secs))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+
+
+def _provenance(run, metric: Metric, *, steps, seeds, cfg_scale, class_labels, use_ema, seconds):
+    """The table's ``meta``: the metric and reference, the sampling settings, the run, the
+    machine and the code (device, torch version, git commit, time)."""
+    from .common import device_name, git_commit
+
+    cfg = run.config
+    device = _device(run, use_ema)
+    meta = {
+        "metric": metric.name,
+        "features": metric.kind,
+        **metric.info,
+        "reference": metric.reference.description,
+        "n_reference": metric.reference.n,
+        "n": metric.n,
+        "seeds": seeds,
+        "steps": steps,
+        "cfg_scale": cfg_scale,
+        "class_labels": class_labels if run.data_info.get("num_classes") else None,
+        "weights": "ema" if use_ema else "online",
+        "data": run.data_info.get("name", cfg.data),
+        "method": cfg.method,
+        "model": cfg.model,
+        "train_step": run.step,
+        "train_seconds": run.train_seconds,
+        "run_dir": run.out_dir,
+        "config": cfg.to_dict(),
+        "device": device_name() if device.type == "cuda" else str(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "eval_seconds": round(seconds, 3),
+    }
+    if metric.extractor is None:
+        meta.update(swd_directions=metric.swd_directions, swd_seed=metric.swd_seed)
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
 
 
 def evaluate(
@@ -499,187 +677,27 @@ def evaluate(
         cache_dir: cache image reference statistics there (reused across calls).
         use_ema: sample with the EMA weights (the protocol) or the online weights.
 
+    Raises:
+        ValueError: an argument it cannot use (naming it and the fix), before any sampling.
+
     Returns:
         An :class:`EvalTable` with one row per budget, in the order of ``steps``.
     """
     t_start = time.perf_counter()
-    steps = [int(s) for s in steps]
-    seeds = [int(s) for s in seeds]
-    if not steps or not seeds:
-        raise ValueError("evaluate needs at least one step budget and one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    model = run.ema if use_ema else run.model
-    device = next(model.parameters()).device
-    points = run.data_info["kind"] == "points"
-    feature_batch = min(batch_size, 500)
-    extractor, feature_info = None, {}
-
-    # -- reference ------------------------------------------------------------------------------
-    if points:
-        if not (isinstance(features, str) and features.lower() in ("auto", "swd")):
-            raise ValueError(
-                f"2D runs are evaluated with the sliced Wasserstein distance; got "
-                f"features={features!r} (use 'auto')"
-            )
-        kind, metric = "swd", metric_name("swd")
-        if isinstance(reference, Reference):
-            ref = reference
-        elif reference is not None:
-            pts = torch.as_tensor(reference).float().reshape(len(reference), -1)
-            ref = Reference(description=f"{len(pts)} given points", points=pts, n=len(pts))
-        else:
-            ref = reference_for(run, n=n)
-        n = ref.n if n is None else int(n)
-        if n != ref.n:
-            raise ValueError(
-                f"the sliced Wasserstein distance compares equal-sized sets: n={n} but the "
-                f"reference has {ref.n} points"
-            )
-    else:
-        extractor, kind = _resolve_features(features, run, feature_kwargs or {}, device)
-        metric = metric_name(kind)
-        if kind == "classifier":
-            feature_info = {
-                "classifier_accuracy": extractor.accuracy,
-                "classifier_cache": str(extractor.cache_path),
-                **{f"classifier_{k}": extractor.meta.get(k) for k in ("epochs", "seed")},
-            }
-        if isinstance(reference, Reference):
-            ref = reference
-        elif isinstance(reference, FeatureStats):
-            if precision_recall:
-                raise ValueError("precision_recall needs reference features, not FeatureStats")
-            ref = Reference(
-                description="given feature statistics", stats=reference, n=reference.count
-            )
-        elif reference is not None:
-            imgs = torch.as_tensor(reference)
-            if imgs.dtype == torch.uint8:
-                imgs = imgs.float().div(127.5).sub(1.0)
-            feats = _extract(extractor, imgs, feature_batch)
-            ref = Reference(
-                description=f"{len(imgs)} given images",
-                stats=FeatureStats.from_features(feats),
-                features=feats if precision_recall else None,
-                n=len(imgs),
-            )
-        else:
-            ref = reference_for(
-                run,
-                extractor=extractor,
-                feature_kind=kind,
-                keep_features=precision_recall,
-                cache_dir=cache_dir,
-                batch_size=feature_batch,
-            )
-        if precision_recall and ref.features is None:
-            raise ValueError("precision_recall needs a reference that keeps its features")
-        n = min(ref.n, IMAGE_N_CAP) if n is None else int(n)
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
-
-    # -- sweep ----------------------------------------------------------------------------------
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(steps) * len(seeds), desc=f"evaluate ({metric})", leave=False)
-    # warm-up (lazy CUDA init, kernel selection) so that the first budget's timing is fair
-    sample(run, min(n, 8), 1, seed=0, cfg_scale=cfg_scale, use_ema=use_ema)
-    labels = {s: _labels(run, ref, n, class_labels, s) for s in seeds}
-    rows = []
-    try:
-        for budget in steps:
-            dists, secs, precs, recs = [], [], [], []
-            for s in seeds:
-                t0 = time.perf_counter()
-                x = sample(
-                    run,
-                    n,
-                    budget,
-                    seed=s,
-                    cfg_scale=cfg_scale,
-                    y=labels[s],
-                    use_ema=use_ema,
-                    batch_size=batch_size,
-                )
-                if run.data_info["kind"] == "latent":  # FID is measured on decoded images
-                    from .data.latents import decode_samples
-
-                    x = decode_samples(run, x, device=device).float().cpu()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                secs.append(time.perf_counter() - t0)
-                if points:
-                    dists.append(sliced_wasserstein(x, ref.points, SWD_DIRECTIONS, SWD_SEED))
-                    if precision_recall:
-                        pr = _precision_recall(ref.points, x.reshape(n, -1))
-                        precs.append(pr.precision)
-                        recs.append(pr.recall)
-                else:
-                    feats = _extract(extractor, x, feature_batch)
-                    with _blas_threads():
-                        dists.append(FeatureStats.from_features(feats).frechet_distance(ref.stats))
-                    if precision_recall:
-                        pr = _precision_recall(ref.features, feats)
-                        precs.append(pr.precision)
-                        recs.append(pr.recall)
-                if bar is not None:
-                    bar.update(1)
-            sec = float(np.mean(secs))
-            row = {
-                "steps": budget,
-                "metric": metric,
-                "distance": float(np.mean(dists)),
-                "distance_std": _std(dists),
-                **{f"distance_seed{s}": float(d) for s, d in zip(seeds, dists)},
-                "n_samples": n,
-                "n_seeds": len(seeds),
-                "sample_seconds": sec,
-                "samples_per_second": n / sec if sec > 0 else float("inf"),
-                "reference": ref.description,
-            }
-            if precision_recall:
-                row.update(
-                    precision=float(np.mean(precs)),
-                    precision_std=_std(precs),
-                    recall=float(np.mean(recs)),
-                    recall_std=_std(recs),
-                )
-            rows.append(row)
-    finally:
-        if bar is not None:
-            bar.close()
-
-    from .common import device_name, git_commit
-
-    cfg = run.config
-    meta = {
-        "metric": metric,
-        "features": kind,
-        **feature_info,
-        "reference": ref.description,
-        "n_reference": ref.n,
-        "n": n,
-        "seeds": seeds,
-        "steps": steps,
-        "cfg_scale": cfg_scale,
-        "class_labels": class_labels if run.data_info.get("num_classes") else None,
-        "weights": "ema" if use_ema else "online",
-        "data": run.data_info.get("name", cfg.data),
-        "method": cfg.method,
-        "model": cfg.model,
-        "train_step": run.step,
-        "train_seconds": run.train_seconds,
-        "run_dir": run.out_dir,
-        "config": cfg.to_dict(),
-        "device": device_name() if device.type == "cuda" else str(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "eval_seconds": round(time.perf_counter() - t_start, 3),
-    }
-    if points:
-        meta.update(swd_directions=SWD_DIRECTIONS, swd_seed=SWD_SEED)
+    steps, seeds, n = _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels)
+    metric = _metric_for(
+        run,
+        features,
+        reference,
+        n,
+        device=_device(run, use_ema),
+        precision_recall=precision_recall,
+        feature_kwargs=feature_kwargs,
+        cache_dir=cache_dir,
+        batch=min(batch_size, 500),
+    )
+    settings = dict(cfg_scale=cfg_scale, class_labels=class_labels, use_ema=use_ema)
+    rows = sweep(run, metric, steps, seeds, batch_size=batch_size, progress=progress, **settings)
+    seconds = time.perf_counter() - t_start
+    meta = _provenance(run, metric, steps=steps, seeds=seeds, seconds=seconds, **settings)
     return EvalTable(rows=rows, meta=meta)

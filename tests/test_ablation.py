@@ -120,3 +120,18 @@ def test_compare_flags_only_differences_beyond_noise():
     assert by["b"]["se"] == pytest.approx(math.sqrt(2 * 0.01 / 3))
     with pytest.raises(KeyError):
         res.compare("g", "z", 1)
+
+
+def test_run_ablation_reports_the_numbers_of_evaluate():
+    """A run of training seed ``eval_seed`` gets what ``evaluate`` reports for it."""
+    from shortcut_mini import train
+    from shortcut_mini.evaluate import evaluate
+
+    res = run_ablation(tiny(), {"g": {"a": {}}}, seeds=(0,), steps=(1, 4), n_eval=64)
+    table = evaluate(train(tiny(seed=0)), steps=(1, 4), n=64, seeds=(12_345,), progress=False)
+    assert [res.values("g", "a", s)[0] for s in (1, 4)] == table.column("distance")
+
+
+def test_run_ablation_refuses_an_image_dataset():
+    with pytest.raises(ValueError, match="2D toys"):
+        run_ablation(tiny(data="digits", model="dit-tiny"), {"g": {"a": {}}}, seeds=(0,))

@@ -225,3 +225,47 @@ def test_cli_evaluate_writes_files(points_run, tmp_path, capsys):
         load_run(points_run.out_dir), steps=(1, 2), n=128, seeds=(0, 1), progress=False
     )
     assert t_mem[2]["distance"] == pytest.approx(t[2]["distance"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": -8}, "batch_size must be a positive integer"),
+        ({"batch_size": True}, "batch_size must be a positive integer"),
+        ({"n": 1}, r"n \(samples per seed and budget\) must be an integer >= 2"),
+        ({"n": 64.0}, r"n \(samples per seed and budget\) must be an integer >= 2"),
+        ({"steps": 4}, r"steps \(the step budgets\) must be a non-empty sequence.*got 4$"),
+        ({"steps": ()}, r"steps \(the step budgets\) must be a non-empty sequence"),
+        ({"steps": (1, 2.5)}, r"steps \(the step budgets\) must be a non-empty sequence"),
+        ({"steps": (0,)}, "choose 1 <= steps <= M=128"),
+        ({"steps": (256,)}, "choose 1 <= steps <= M=128"),
+        ({"seeds": 0}, r"seeds \(one sampling seed per repetition\) must be a non-empty"),
+        ({"seeds": (1, 1)}, "seeds must be distinct"),
+        ({"cfg_scale": float("nan")}, "cfg_scale must be a finite number"),
+        ({"class_labels": "matched"}, "class_labels must be 'match', 'uniform' or 'null'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_sampling(points_run, monkeypatch, kwargs, message):
+    import importlib
+
+    ev = importlib.import_module("shortcut_mini.evaluate")  # the module, not the function
+
+    def no_sampling(*args, **kw):
+        raise AssertionError("evaluate sampled before checking its arguments")
+
+    monkeypatch.setattr(ev, "sample", no_sampling)
+    with pytest.raises(ValueError, match=message):
+        evaluate(points_run, **{"n": 64, "progress": False, **kwargs})
+
+
+def test_sweep_with_a_given_metric_matches_evaluate(points_run):
+    from shortcut_mini.evaluate import swd_metric, sweep
+
+    table = evaluate(points_run, steps=(1, 4), n=64, seeds=(5,), progress=False)
+    rows = sweep(points_run, swd_metric(reference_for(points_run, n=64)), [1, 4], [5])
+    assert [row["distance"] for row in rows] == table.column("distance")
+    coarse = sweep(
+        points_run, swd_metric(reference_for(points_run, n=64), n_directions=8), [1], [5]
+    )
+    assert coarse[0]["distance"] != rows[0]["distance"]  # the directions are the metric's
