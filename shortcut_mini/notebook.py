@@ -124,20 +124,20 @@ class GluedText:
         return self.text
 
 
-def glue(name: str, value, fmt: str | None = None):
-    """Store ``value`` for the page's prose (myst-nb's ``glue``) and return it.
+def glue(name: str, value, fmt: str | None = None) -> None:
+    """Store ``value`` for the page's prose (myst-nb's ``glue``); a markdown cell shows it with
+    ``{glue:text}`name```.
 
-    A markdown cell shows it with ``{glue:text}`name```. With ``fmt`` (a format spec such as
-    ``".3f"``, ``".0%"`` or ``",d"``) the value is stored as its formatted text, so the prose shows
-    exactly the digits the chapter's tables show. Nothing is displayed in the cell. Where myst-nb
-    is not installed (e.g. in Colab) this stores nothing and only returns ``value``.
+    With ``fmt`` (a format spec such as ``".3f"``, ``".0%"`` or ``",d"``) the value is stored as
+    its formatted text, so the prose shows exactly the digits the chapter's tables show. Nothing
+    is displayed in the cell, and nothing is returned (so a ``glue`` call that ends a cell adds no
+    output). Where myst-nb is not installed (e.g. in Colab) this does nothing.
     """
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        return value
+        return
     _glue(name, GluedText(format(value, fmt)) if fmt is not None else value, display=False)
-    return value
 
 
 def glue_run_record(record: dict) -> None:
