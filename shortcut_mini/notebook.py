@@ -28,6 +28,8 @@ __all__ = [
     "git_commit",
     "run_git",
     "in_colab",
+    "glue",
+    "glue_run_record",
     "run_record",
 ]
 
@@ -110,3 +112,40 @@ def format_run_record(record: dict) -> str:
             value = f"{value} s ({int(minutes)} min {seconds:.0f} s)"
         lines.append(f"  {key.ljust(width)} : {value}")
     return "\n".join(lines)
+
+
+class GluedText:
+    """A value that displays as ``text`` (so ``{glue:text}`` shows ``0.123``, not ``'0.123'``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def glue(name: str, value, fmt: str | None = None) -> None:
+    """Store ``value`` for the page's prose (myst-nb's ``glue``); a markdown cell shows it with
+    ``{glue:text}`name```.
+
+    With ``fmt`` (a format spec such as ``".3f"``, ``".0%"`` or ``",d"``) the value is stored as
+    its formatted text, so the prose shows exactly the digits the chapter's tables show. Nothing
+    is displayed in the cell, and nothing is returned (so a ``glue`` call that ends a cell adds no
+    output). Where myst-nb is not installed (e.g. in Colab) this does nothing.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    _glue(name, GluedText(format(value, fmt)) if fmt is not None else value, display=False)
+
+
+def glue_run_record(record: dict) -> None:
+    """Glue a chapter's wall time and profile for its opening lines.
+
+    The prose then reads ``{glue:text}`page_wall_time``` (e.g. ``2 min 5 s``) and
+    ``{glue:text}`page_profile```, both taken from ``record`` (see :func:`run_record`).
+    """
+    minutes, seconds = divmod(round(float(record["wall_time_s"])), 60)
+    glue("page_wall_time", f"{minutes} min {seconds} s" if minutes else f"{seconds} s", "s")
+    glue("page_profile", str(record["profile"]), "s")

@@ -15,13 +15,22 @@ import torch
 
 Sampler = Callable[[int, torch.Generator], torch.Tensor]
 
+CHECKERBOARD_CELL = 0.9
+"""Side of one square of the checkerboard toy, in data units."""
+
+CHECKERBOARD_SIZE = 4
+"""Squares per side of the checkerboard toy: a 4x4 board centred on the origin, on
+``[-1.8, 1.8]^2``; the filled ("black") squares are those ``(i, j)`` with ``i + j`` even, where
+``i, j = floor(x / CHECKERBOARD_CELL + CHECKERBOARD_SIZE / 2)``."""
+
 
 def _checkerboard(n: int, gen: torch.Generator) -> torch.Tensor:
     """Uniform on the 8 "black" cells of a 4x4 board on [-1.8, 1.8]^2 (std ~1.04 per axis)."""
-    cells = torch.tensor([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0])
+    size = CHECKERBOARD_SIZE
+    cells = torch.tensor([(i, j) for i in range(size) for j in range(size) if (i + j) % 2 == 0])
     pick = torch.randint(len(cells), (n,), generator=gen)
     offset = torch.rand(n, 2, generator=gen)
-    return (cells[pick].float() + offset - 2.0) * 0.9
+    return (cells[pick].float() + offset - size / 2) * CHECKERBOARD_CELL
 
 
 def _moons(n: int, gen: torch.Generator) -> torch.Tensor:

@@ -4,7 +4,8 @@
 - :func:`sliced_wasserstein`: the 2D metric;
 - :func:`get_feature_extractor`: Inception-v3 (standard FID), the package's classifier
   ("FD (classifier)") or identity features;
-- :func:`precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019).
+- :func:`precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019);
+- :func:`toy2d_on_board`: the fraction of 2D samples on the checkerboard toy's filled squares.
 
 Other names live in the submodules (e.g. ``shortcut_mini.metrics.classifier.DEFAULT_EPOCHS``).
 The classifier module is imported on first use, so that ``python -m
@@ -14,6 +15,7 @@ shortcut_mini.metrics.classifier`` runs it cleanly.
 from .features import IdentityFeatures, feature_stats, get_feature_extractor
 from .frechet import FeatureStats, frechet_distance, frechet_distance_from_features
 from .inception import FeatureWeightsUnavailableError, InceptionFeatures
+from .on_board import toy2d_on_board
 from .precision_recall import PrecisionRecall, precision_recall
 from .sliced_wasserstein import random_directions, sliced_wasserstein
 
@@ -32,6 +34,7 @@ __all__ = [
     "precision_recall",
     "random_directions",
     "sliced_wasserstein",
+    "toy2d_on_board",
 ]
 
 
