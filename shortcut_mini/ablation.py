@@ -84,17 +84,19 @@ class AblationResult:
     wall_seconds: float = 0.0
     metric: str = "SWD"
 
-    def values(self, group: str, variant: str, steps: int) -> list[float]:
-        """The distance of each training seed (in the order of ``seeds``)."""
+    def values(self, group: str, variant: str, steps: int, value: str = "swd") -> list[float]:
+        """The distance (or ``value="on_board"``) of each training seed (order of ``seeds``)."""
         return [
-            r["swd"]
+            r[value]
             for r in self.records
             if r["group"] == group and r["variant"] == variant and r["steps"] == steps
         ]
 
-    def mean_std(self, group: str, variant: str, steps: int) -> tuple[float, float]:
+    def mean_std(
+        self, group: str, variant: str, steps: int, value: str = "swd"
+    ) -> tuple[float, float]:
         """Mean and standard deviation (``ddof=1``; ``nan`` for one seed) over seeds."""
-        v = self.values(group, variant, steps)
+        v = self.values(group, variant, steps, value)
         if not v:
             raise KeyError(f"no records for ({group!r}, {variant!r}, steps={steps})")
         std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
@@ -103,13 +105,13 @@ class AblationResult:
     def mean(self, group: str, variant: str, steps: int) -> float:
         return self.mean_std(group, variant, steps)[0]
 
-    def rows(self) -> list[dict]:
+    def rows(self, value: str = "swd") -> list[dict]:
         """One dict per (group, variant): ``{"group", "variant", steps: (mean, std), ...}``."""
         out = []
         for group, variants in self.groups.items():
             for variant in variants:
                 row = {"group": group, "variant": variant}
-                row.update({s: self.mean_std(group, variant, s) for s in self.steps})
+                row.update({s: self.mean_std(group, variant, s, value) for s in self.steps})
                 out.append(row)
         return out
 
@@ -141,16 +143,22 @@ class AblationResult:
         return out
 
     def to_markdown(
-        self, group: str | None = None, digits: int = 3, steps: Sequence[int] | None = None
+        self,
+        group: str | None = None,
+        digits: int = 3,
+        steps: Sequence[int] | None = None,
+        value: str = "swd",
     ) -> str:
         """A Markdown table: one row per variant, ``mean ± std`` over seeds per step budget.
 
-        ``group`` keeps one group's rows; ``steps`` keeps some budgets (default: all).
+        ``group`` keeps one group's rows; ``steps`` keeps some budgets (default: all);
+        ``value="on_board"`` tabulates the fraction of samples on the checkerboard instead.
         """
         steps = list(self.steps if steps is None else steps)
-        head = ["group", "variant"] + [f"{self.metric}, {s} step{'s' * (s > 1)}" for s in steps]
+        name = self.metric if value == "swd" else "on the board"
+        head = ["group", "variant"] + [f"{name}, {s} step{'s' * (s > 1)}" for s in steps]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in self.rows():
+        for row in self.rows(value):
             if group is not None and row["group"] != group:
                 continue
             cells = [row["group"], row["variant"]]
@@ -192,10 +200,15 @@ def _check_ablation(base: TrainConfig, groups, seeds, steps) -> tuple[list[int],
 
 
 def _train_and_measure(cfg: TrainConfig, metric, steps: list[int], noise_seed: int):
-    """Train ``cfg``; ``({budget: distance}, train_seconds)`` from :func:`evaluate`'s sweep."""
+    """Train ``cfg``; ``({budget: {"swd": ..., "on_board": ...}}, train_seconds)`` from
+    :func:`evaluate`'s sweep (``on_board`` only on the checkerboard toy)."""
     run = train(cfg)
     rows = sweep(run, metric, steps, [noise_seed])
-    return {row["steps"]: row["distance"] for row in rows}, run.train_seconds
+    scores = {
+        row["steps"]: {"swd": row["distance"], **{k: row[k] for k in ("on_board",) if k in row}}
+        for row in rows
+    }
+    return scores, run.train_seconds
 
 
 def run_ablation(
@@ -234,7 +247,11 @@ def run_ablation(
     """
     t_start = time.perf_counter()
     seeds, steps = _check_ablation(base, groups, seeds, steps)
-    metric = swd_metric(held_out_points(base.data, n_eval, eval_seed), n_directions=n_directions)
+    metric = swd_metric(
+        held_out_points(base.data, n_eval, eval_seed),
+        n_directions=n_directions,
+        on_board=base.data == "checkerboard",
+    )
     result = AblationResult(
         groups={g: list(v) for g, v in groups.items()}, steps=steps, seeds=seeds
     )
@@ -248,7 +265,7 @@ def run_ablation(
                     cache[key] = _train_and_measure(cfg, metric, steps, noise_seed)
                     result.n_runs += 1
                     if log is not None:
-                        shown = "  ".join(f"{s}:{d:.3f}" for s, d in cache[key][0].items())
+                        shown = "  ".join(f"{s}:{d['swd']:.3f}" for s, d in cache[key][0].items())
                         log(
                             f"seed {seed}  {group:>16s} = {variant:<16s} "
                             f"{cache[key][1]:5.1f} s   {result.metric} {shown}"
@@ -256,7 +273,7 @@ def run_ablation(
                 dist, seconds = cache[key]
                 result.train_seconds[(group, variant, seed)] = seconds
                 result.records += [
-                    {"group": group, "variant": variant, "seed": seed, "steps": s, "swd": dist[s]}
+                    {"group": group, "variant": variant, "seed": seed, "steps": s, **dist[s]}
                     for s in steps
                 ]
     result.wall_seconds = time.perf_counter() - t_start

@@ -54,6 +54,7 @@ from .api import sample
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
 from .metrics.frechet import FeatureStats
+from .metrics.on_board import toy2d_on_board
 from .metrics.precision_recall import precision_recall as _precision_recall
 from .metrics.sliced_wasserstein import sliced_wasserstein
 from .reference import (
@@ -146,7 +147,8 @@ class EvalTable:
     ``distance_seed{S}`` for each seed ``S``, ``n_samples`` (per seed), ``n_seeds``,
     ``sample_seconds`` (mean wall time to draw ``n_samples``), ``samples_per_second``,
     ``reference``; with precision/recall also ``precision``, ``recall`` (means) and their
-    ``_std``. ``meta`` records the run, metric, reference, seeds, device and git commit.
+    ``_std``; on the checkerboard toy also ``on_board`` (mean fraction of samples on its filled
+    squares) and ``on_board_std``. ``meta`` records the run, metric, reference, seeds, device and git commit.
 
     ``table[steps]`` returns the row of a budget; ``len(table)`` and iteration go over rows.
     """
@@ -229,8 +231,10 @@ class EvalTable:
         """A markdown table (budget, distance +- std, per-seed values, timing) with a caption."""
         seeds = sorted({s for steps in self.steps for s in self.per_seed(steps)})
         pr = any("precision" in row for row in self.rows)
+        board = any("on_board" in row for row in self.rows)
         head = ["steps", self.metric, "std"]
         head += [f"seed {s}" for s in seeds] if len(seeds) > 1 else []
+        head += ["on the board"] if board else []
         head += ["precision", "recall"] if pr else []
         head += ["sampling s", "samples/s"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
@@ -241,6 +245,7 @@ class EvalTable:
                 if len(seeds) > 1
                 else []
             )
+            cells += [row.get("on_board", float("nan"))] if board else []
             cells += (
                 [row.get("precision", float("nan")), row.get("recall", float("nan"))] if pr else []
             )
@@ -376,6 +381,8 @@ class Metric:
     improved precision and recall (Kynkaanniemi et al. 2019, ``k = 3``) of the same features.
     ``name`` is the reported metric (``"SWD"``, ``"FD (classifier)"``, ``"FID"``, ...),
     ``kind`` the features' kind and ``info`` the extractor's provenance for the table's meta.
+    With ``on_board`` (the checkerboard toy) also the fraction of samples on the board's filled
+    squares (:func:`~shortcut_mini.metrics.on_board.toy2d_on_board`), which SWD can hide.
     """
 
     name: str
@@ -387,6 +394,7 @@ class Metric:
     precision_recall: bool = False
     swd_directions: int = SWD_DIRECTIONS
     swd_seed: int = SWD_SEED
+    on_board: bool = False
     info: dict = field(default_factory=dict)
 
     def score(self, x: torch.Tensor) -> dict[str, float]:
@@ -395,6 +403,8 @@ class Metric:
             real, fake = self.reference.points, x.reshape(len(x), -1)
             swd = sliced_wasserstein(x, real, self.swd_directions, self.swd_seed)
             out = {"distance": swd}
+            if self.on_board:
+                out["on_board"] = toy2d_on_board(x)
         else:
             real = self.reference.features
             fake = extract_features(self.extractor, x, self.feature_batch)
@@ -408,9 +418,14 @@ class Metric:
 
 
 def swd_metric(
-    reference: Reference, *, n_directions: int = SWD_DIRECTIONS, precision_recall: bool = False
+    reference: Reference,
+    *,
+    n_directions: int = SWD_DIRECTIONS,
+    precision_recall: bool = False,
+    on_board: bool = False,
 ) -> Metric:
-    """The 2D protocol's metric against held-out ``reference.points``: SWD, ``n = len(points)``."""
+    """The 2D protocol's metric against held-out ``reference.points``: SWD, ``n = len(points)``
+    (and, with ``on_board``, the fraction of samples on the checkerboard's filled squares)."""
     return Metric(
         name=metric_name("swd"),
         kind="swd",
@@ -418,6 +433,7 @@ def swd_metric(
         n=reference.n,
         precision_recall=precision_recall,
         swd_directions=n_directions,
+        on_board=on_board,
     )
 
 
@@ -442,7 +458,9 @@ def _metric_for(
                 f"features={features!r} (use 'auto')"
             )
         metric = swd_metric(
-            resolve_reference(run, reference, n=n), precision_recall=precision_recall
+            resolve_reference(run, reference, n=n),
+            precision_recall=precision_recall,
+            on_board=run.config.data == "checkerboard",
         )
         if n is not None and n != metric.n:
             raise ValueError(
@@ -536,7 +554,8 @@ def _budget_row(budget: int, metric: Metric, seeds, scores: list[dict], secs: li
         "samples_per_second": metric.n / sec if sec > 0 else float("inf"),
         "reference": metric.reference.description,
     }
-    for key in ("precision", "recall") if metric.precision_recall else ():
+    extra = ("precision", "recall") if metric.precision_recall else ()
+    for key in extra + (("on_board",) if metric.on_board else ()):
         values = [score[key] for score in scores]
         row.update({key: float(np.mean(values)), f"{key}_std": _std(values)})
     return row

@@ -130,6 +130,10 @@ def test_run_ablation_reports_the_numbers_of_evaluate():
     res = run_ablation(tiny(), {"g": {"a": {}}}, seeds=(0,), steps=(1, 4), n_eval=64)
     table = evaluate(train(tiny(seed=0)), steps=(1, 4), n=64, seeds=(12_345,), progress=False)
     assert [res.values("g", "a", s)[0] for s in (1, 4)] == table.column("distance")
+    on_board = table.column("on_board")  # checkerboard: the fraction on the board, same samples
+    assert [res.values("g", "a", s, value="on_board")[0] for s in (1, 4)] == on_board
+    assert all(0.0 <= v <= 1.0 for v in on_board)
+    assert "on the board, 4 steps" in res.to_markdown(value="on_board")
 
 
 def test_run_ablation_refuses_an_image_dataset():

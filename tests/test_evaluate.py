@@ -269,3 +269,18 @@ def test_sweep_with_a_given_metric_matches_evaluate(points_run):
         points_run, swd_metric(reference_for(points_run, n=64), n_directions=8), [1], [5]
     )
     assert coarse[0]["distance"] != rows[0]["distance"]  # the directions are the metric's
+
+
+def test_checkerboard_rows_report_the_fraction_on_the_board(points_run, points_table):
+    """Beside SWD, the fraction of the same samples on the board's filled squares: the noise
+    seed's samples of ``sample``, scored by ``toy2d_on_board``, and shown in the markdown table."""
+    from shortcut_mini import sample
+    from shortcut_mini.metrics import toy2d_on_board
+
+    for steps in (1, 128):
+        row = points_table[steps]
+        per_seed = [
+            toy2d_on_board(sample(points_run, N_POINTS, steps=steps, seed=s)) for s in (0, 1)
+        ]
+        assert row["on_board"] == pytest.approx(sum(per_seed) / 2)
+    assert "on the board" in points_table.to_markdown()
