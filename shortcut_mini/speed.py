@@ -67,19 +67,24 @@ def uses_cudagraphs(mode: str | None) -> bool:
     return check_compile_mode(mode) in ("reduce-overhead", "max-autotune")
 
 
-def compile_for_training(model: nn.Module, mode: str | None = TRAINING_COMPILE_MODE) -> nn.Module:
-    """``torch.compile(model, dynamic=False, mode=mode)`` for the training step.
+def compile_for_training(
+    model: nn.Module, mode: str | None = TRAINING_COMPILE_MODE, **options
+) -> nn.Module:
+    """``torch.compile(model, dynamic=False, mode=mode, **options)`` for the training step
+    (``options``: other ``torch.compile`` keywords, e.g. ``backend="eager"`` to test tracing).
 
     The module returned shares its parameters with ``model`` (train, checkpoint and EMA use
     ``model`` itself). With CUDA graphs (:func:`uses_cudagraphs`), call :func:`mark_step_begin`
     at the start of every step: the outputs of one step's graphs are overwritten by the next.
     """
-    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode))
+    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode), **options)
 
 
-def compile_for_sampling(model: nn.Module, mode: str | None = SAMPLING_COMPILE_MODE) -> nn.Module:
-    """``torch.compile(model, dynamic=False, mode=mode)`` for the sampler's forward passes."""
-    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode))
+def compile_for_sampling(
+    model: nn.Module, mode: str | None = SAMPLING_COMPILE_MODE, **options
+) -> nn.Module:
+    """``torch.compile(model, dynamic=False, mode=mode, **options)`` for the sampler."""
+    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode), **options)
 
 
 def mark_step_begin(mode: str | None) -> None:

@@ -236,13 +236,13 @@ class _Loop:
         self.local_b = cfg.batch_size // info.world_size
         self.gen = torch.Generator(device)
         self.guard = FiniteGuard(info, device, cfg, precision)
-        self.compile_mode = (
-            TRAINING_COMPILE_MODE  # what ``cfg.compile`` means (shortcut_mini.speed)
-        )
+        # what ``cfg.compile`` means: torch.compile(mode=..., **options), see shortcut_mini.speed
+        self.compile_mode, self.compile_options = TRAINING_COMPILE_MODE, {}
 
     def network(self) -> nn.Module:
-        model = self.parts.model
-        net = compile_for_training(model, self.compile_mode) if self.cfg.compile else model
+        net: nn.Module = self.parts.model
+        if self.cfg.compile:
+            net = compile_for_training(net, self.compile_mode, **self.compile_options)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
