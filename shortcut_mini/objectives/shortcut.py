@@ -53,7 +53,7 @@ def allocated_levels(n_rows: int, n_levels: int, step: int) -> tuple[int, ...]:
 def rows_of_level(n_rows: int, n_levels: int, step: int, level: int, device=None) -> torch.Tensor:
     """Indices of the rows :func:`allocate_levels` gives ``level``, computed without reading the
     level tensor back from the device: row ``i`` has level ``(start + i) mod n_levels``."""
-    first = (level - step * n_rows) % n_levels
+    first = min((level - step * n_rows) % n_levels, n_rows)  # n_rows: the level has no rows
     return torch.arange(first, n_rows, n_levels, device=device)
 
 
