@@ -95,6 +95,12 @@ class Results:
         self.doc[kind].append(entry)
         self.save()
 
+    def error(self, what: str, exc: BaseException) -> None:
+        """A measurement that raised: recorded, and the run goes on with the next one."""
+        self.doc.setdefault("errors", []).append({"what": what, "error": repr(exc)[:2000]})
+        print(f"FAILED {what}: {exc!r}", file=sys.stderr, flush=True)
+        self.save()
+
     def skip(self, what: str, why: str) -> None:
         self.doc["skipped"].append({"what": what, "why": why})
         print(f"skipped {what}: {why}", file=sys.stderr, flush=True)
@@ -249,7 +255,11 @@ def run_train(args, models, device, results: Results, budget: Budget, reference)
         if not budget.fits(estimate_s(model, compiled, first, args)):
             results.skip(what, f"the time budget has {budget.left():.0f} s left")
             continue
-        entry = train_entry(impl, model, method, compiled, mode, args, device, reference, flops)
+        try:
+            entry = train_entry(impl, model, method, compiled, mode, args, device, reference, flops)
+        except Exception as exc:  # one failed configuration must not cost the others
+            results.error(what, exc)
+            continue
         compiled_once.add((impl, model, mode))
         print(f"{what}: {entry['img_per_s']:,.0f} img/s, {entry['tflops']:.1f} TFLOP/s", flush=True)
         results.add("train", entry)
@@ -275,7 +285,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--check-model", default=None, help="model of the equality check")
     p.add_argument("--sample-model", default="dit-mini")
     p.add_argument("--sample-n", type=int, default=10_000)
-    p.add_argument("--sample-batches", type=int, nargs="+", default=[1000, 2500, 10_000])
+    p.add_argument("--sample-batches", type=int, nargs="+", default=[2500, 10_000])
     p.add_argument("--sample-steps", type=int, nargs="+", default=[1, 128])
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--windows", type=int, default=3)

@@ -123,7 +123,11 @@ def run_checks(args, device, results, budget) -> None:
             if not budget.fits(0 if args.smoke else 20):
                 results.skip(what, f"the time budget has {budget.left():.0f} s left")
                 continue
-            entry = equality_check(method, compiled, mode, args, device)
+            try:
+                entry = equality_check(method, compiled, mode, args, device)
+            except Exception as exc:  # recorded; the sampling measurement still runs
+                results.error(what, exc)
+                continue
             print(f"{what}: {'passed' if entry['passed'] else 'FAILED'} {entry}", flush=True)
             results.add("checks", entry)
 
@@ -166,6 +170,13 @@ def sampling_run(model_name: str, shape, device) -> Run:
 
 def run_sampling(args, device, results, budget) -> None:
     """Forward-only at each batch size; then ``sample()`` at each budget with the best one."""
+    try:
+        _run_sampling(args, device, results, budget)
+    except Exception as exc:  # recorded; the other models' training steps still run
+        results.error(f"sampling {args.sample_model}", exc)
+
+
+def _run_sampling(args, device, results, budget) -> None:
     name, n = args.sample_model, args.sample_n
     if results.has("sampling", model=name, n=n):
         return

@@ -10,6 +10,7 @@ pixel values).
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -35,7 +36,9 @@ MODEL_SPECS = {  # the project's presets, for the reference network of the same 
 }
 
 
+@functools.lru_cache(maxsize=4)
 def synthetic_images(shape, n: int, device) -> ArrayDataset:
+    """``n`` random uint8 images of ``shape`` on ``device`` (made once per shape)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
     data = ArrayDataset(x=x, y=torch.zeros(n), num_classes=0, kind="image", name="synthetic")
@@ -63,7 +66,7 @@ class ProjectStep:
         cfg = train_config(model, method, batch, device, precision, compiled)
         self.dinfo = {"name": "synthetic", "kind": "image", "shape": list(shape), "num_classes": 0}
         self.parts = build_components(cfg, self.dinfo, device, precision)
-        data = synthetic_images(shape, n, device)
+        data = synthetic_images(tuple(shape), n, device)
         self.loop = _Loop(cfg, DistInfo(), device, precision, data, self.dinfo, self.parts, None)
         self.loop.compile_mode, self.loop.compile_options = mode, dict(options)
         self.net = self.loop.network()
@@ -186,7 +189,7 @@ class ReferenceStep:
         if compiled:
             self.net = compile_for_training(self.model, mode, **options)
         self.mode, self.compiled = mode, compiled
-        self.data = synthetic_images(shape, n, device)
+        self.data = synthetic_images(tuple(shape), n, device)
         self.batch, self.device, self.precision = batch, device, precision
         self.K = check_base_steps(self.model.M)
         self.n_sc = round(0.25 * batch) if method == "shortcut" else 0
