@@ -224,16 +224,9 @@ def sample(
         else:
             work = n * len(dyadic_schedule(steps, run.config.M))
             net = _sampling_network(run, model, compile, work)
+            opts = dict(y=y, cfg_scale=cfg_scale, use_step_size=shortcut, batch_size=batch_size)
             samples = sample_in_batches(
-                net,
-                noise,
-                steps,
-                y=y,
-                cfg_scale=cfg_scale,
-                use_step_size=shortcut,
-                batch_size=batch_size,
-                precision=precision,
-                pad_batches=net is not model,
+                net, noise, steps, precision=precision, pad_batches=net is not model, **opts
             )
     finally:
         model.train(was_training)

@@ -71,6 +71,8 @@ def euler_sample(
     }
     for d, level_id in zip(schedule, ids):
         level = levels[level_id]
+        if x.is_cuda:  # a compiled model with CUDA graphs may reuse the last step's outputs
+            torch.compiler.cudagraph_mark_step_begin()
         v = model(x, t, level, y)
         if guided:
             v_u = model(x, t, level, torch.full_like(y, model.num_classes))
