@@ -214,6 +214,7 @@ def train_entry(impl, model, method, compiled, mode, args, device, reference, fl
         "warmup_s": round(timing["warmup_s"], 2),
         "steps_per_window": timing["iters"],
         "host_syncs_per_step": syncs,
+        "variant": None,
     }
 
 
@@ -249,7 +250,7 @@ def run_train(args, models, device, results: Results, budget: Budget, reference)
         what = f"train {impl} {model} {method} {how}"
         key = dict(model=model, method=method, impl=impl, compiled=compiled)
         key["compile_mode"] = (mode or "default") if compiled else None
-        if results.has("train", **key):
+        if results.has("train", variant=None, **key):
             continue
         first = compiled and (impl, model, mode) not in compiled_once
         if not budget.fits(estimate_s(model, compiled, first, args)):
@@ -262,6 +263,34 @@ def run_train(args, models, device, results: Results, budget: Budget, reference)
             continue
         compiled_once.add((impl, model, mode))
         print(f"{what}: {entry['img_per_s']:,.0f} img/s, {entry['tflops']:.1f} TFLOP/s", flush=True)
+        results.add("train", entry)
+
+
+BEFORE = "before: host-synchronising diagnostics"
+
+
+def run_before(args, device, results: Results, budget: Budget) -> None:
+    """The project's step on the first model with the diagnostics of before this work (host
+    synchronisations in every step): the effect of removing them, measured in the same run."""
+    model, compiled = args.models[0], args.compiled != "no"
+    mode = args.compile_mode if compiled else None
+    for method in args.methods:
+        what = f"train project {model} {method} ({BEFORE})"
+        if results.has("train", model=model, method=method, impl="project", variant=BEFORE):
+            continue
+        if not budget.fits(estimate_s(model, compiled, False, args)):
+            results.skip(what, f"the time budget has {budget.left():.0f} s left")
+            continue
+        try:
+            with speed_steps.host_sync_diagnostics():
+                entry = train_entry(
+                    "project", model, method, compiled, mode, args, device, None, {}
+                )
+        except Exception as exc:
+            results.error(what, exc)
+            continue
+        entry["variant"] = BEFORE
+        print(f"{what}: {entry['img_per_s']:,.0f} img/s", flush=True)
         results.add("train", entry)
 
 
@@ -287,12 +316,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sample-n", type=int, default=10_000)
     p.add_argument("--sample-batches", type=int, nargs="+", default=[2500, 10_000])
     p.add_argument("--sample-steps", type=int, nargs="+", default=[1, 128])
+    p.add_argument(
+        "--before-sample-steps",
+        type=int,
+        nargs="*",
+        default=[1],
+        help="budgets also sampled as before this work (eager fp32, batch 1024)",
+    )
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--window-s", type=float, default=1.0, help="seconds per timed window")
     p.add_argument("--budget-s", type=float, default=None, help="total wall-clock budget")
     p.add_argument("--append", action="store_true", help="keep --out's entries, add the rest")
-    p.add_argument("--skip", nargs="*", default=[], choices=["train", "check", "sampling"])
+    p.add_argument(
+        "--skip", nargs="*", default=[], choices=["train", "before", "check", "sampling"]
+    )
     p.add_argument("--smoke", action="store_true", help="a tiny version on the CPU, seconds")
     args = p.parse_args(argv)
     unknown = sorted(set(args.methods) - set(OBJECTIVES))
@@ -331,6 +369,8 @@ def main(argv=None) -> dict:
     # the first model, its check and sampling come first: a budget cut drops the other models
     if "train" not in args.skip:
         run_train(args, args.models[:1], device, results, budget, reference)
+    if "before" not in args.skip:
+        run_before(args, device, results, budget)
     if "check" not in args.skip:
         speed_checks.run_checks(args, device, results, budget)
     if "sampling" not in args.skip:

@@ -212,6 +212,24 @@ def _run_sampling(args, device, results, budget) -> None:
             "first_call_seconds": round(first, 3),
             "forward_only_by_batch": {str(b): round(s, 4) for b, s in forward.items()},
             "ratio_to_forward": round(seconds / (steps * forward[best_batch]), 3),
+            "path": "optimised",
         }
         print(f"sampling {name} {steps} steps x {n}: {seconds:.3f} s", flush=True)
+        results.add("sampling", entry)
+    for steps in args.before_sample_steps:  # the path before this work: eager, fp32
+        t0 = time.perf_counter()
+        sample(run, n, steps, seed=1, batch_size=1024, compile=False, precision="fp32")
+        seconds = time.perf_counter() - t0
+        entry = {
+            "model": name,
+            "steps": steps,
+            "n": n,
+            "seconds": round(seconds, 4),
+            "forward_only_seconds": round(forward[best_batch], 4),
+            "batch_size": 1024,
+            "compiled": False,
+            "path": "before: eager fp32",
+            "ratio_to_forward": round(seconds / (steps * forward[best_batch]), 3),
+        }
+        print(f"sampling {name} {steps} steps x {n}, eager fp32: {seconds:.3f} s", flush=True)
         results.add("sampling", entry)

@@ -9,6 +9,7 @@ pixel values).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib.util
@@ -122,6 +123,26 @@ def unique_diagnostics(targets: TrainingTargets, model, device, precision) -> di
     for g in torch.unique(targets.group).tolist():
         out["loss_flow" if g < 0 else f"loss_l{g}"] = float(per_row[targets.group == g].mean())
     return out
+
+
+@contextlib.contextmanager
+def host_sync_diagnostics():
+    """The per-group diagnostics as the package computed them before (``torch.unique(...)
+    .tolist()`` and one boolean mask per group: host synchronisations), to time the difference."""
+    from shortcut_mini.objectives import base
+
+    def before(per_row, group, groups=None):
+        per_row = per_row.detach()
+        return {
+            ("loss_flow" if g < 0 else f"loss_l{g}"): per_row[group == g].mean()
+            for g in torch.unique(group).tolist()
+        }
+
+    original, base.group_diagnostics = base.group_diagnostics, before
+    try:
+        yield
+    finally:
+        base.group_diagnostics = original
 
 
 # ---- the reference network ---------------------------------------------------------------

@@ -24,10 +24,9 @@ def _num(x, fmt: str = ",.0f") -> str:
 
 
 def _how(e: dict) -> str:
-    if not e["compiled"]:
-        return "eager"
     mode = e.get("compile_mode") or "default"
-    return "compiled" if mode == "default" else f"compiled, {mode}"
+    how = "eager" if not e["compiled"] else "compiled" if mode == "default" else f"compiled, {mode}"
+    return f"{how} ({e['variant']})" if e.get("variant") else how
 
 
 def train_table(doc: dict) -> str:
@@ -51,14 +50,15 @@ def train_table(doc: dict) -> str:
 def sampling_table(doc: dict) -> str:
     """Sampling seconds at each budget against the forward-only time of the same images."""
     lines = [
-        "| model | steps | samples | seconds | forward-only seconds | ratio to steps x forward |",
-        "|---|---|---|---|---|---|",
+        "| model | steps | samples | path | seconds | forward-only seconds | ratio to steps x forward |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in doc.get("sampling", []):
         fwd = e["forward_only_seconds"]
         ratio = e["seconds"] / (e["steps"] * fwd) if fwd else None
         lines.append(
-            f"| {e['model']} | {e['steps']} | {e['n']:,} | {e['seconds']:.3f} | {fwd:.4f} | "
+            f"| {e['model']} | {e['steps']} | {e['n']:,} | {e.get('path', 'optimised')} | "
+            f"{e['seconds']:.3f} | {fwd:.4f} | "
             f"{_num(ratio, '.2f')} |"
         )
     return "\n".join(lines)

@@ -94,6 +94,8 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
         assert set(speed.TRAIN_KEYS) <= set(e)
         assert e["impl"] in ("project", "reference") and isinstance(e["compiled"], bool)
         assert e["img_per_s"] > 0 and e["tflops"] >= 0 and e["peak_mem_gb"] is None
+    before = [e for e in train if e["variant"]]
+    assert {e["method"] for e in before} == {"flow_matching", "shortcut"}
     kinds = {(e["impl"], e["method"]) for e in train}
     assert kinds == {
         (i, m) for i in ("project", "reference") for m in ("flow_matching", "shortcut")
@@ -102,7 +104,11 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
     flops = {(e["impl"], e["method"]): e["gflop_per_step"] for e in train}
     for impl in ("project", "reference"):
         assert flops[impl, "shortcut"] > flops[impl, "flow_matching"]
-    assert {e["steps"] for e in doc["sampling"]} == {1, 128}
+    assert {(e["steps"], e["path"]) for e in doc["sampling"]} == {
+        (1, "optimised"),
+        (128, "optimised"),
+        (1, "before: eager fp32"),
+    }
     for e in doc["sampling"]:
         assert set(speed.SAMPLING_KEYS) <= set(e) and e["seconds"] > 0
     assert {c["method"] for c in doc["checks"]} == {"flow_matching", "shortcut"}
@@ -131,7 +137,9 @@ def test_budget_skips_and_says_so(speed, tmp_path):
     assert doc["train"] == [] and doc["checks"] == []
     assert doc["skipped"] and all("budget" in s["why"] for s in doc["skipped"])
     again = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
-    assert len(again["train"]) == 2 and again["skipped"] == []
+    assert len(again["train"]) == 4 and again["skipped"] == []  # eager steps, now and before
+    third = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
+    assert third["train"] == again["train"]  # nothing measured twice
 
 
 def test_methods_must_be_registered(speed):
@@ -175,4 +183,4 @@ def test_table_renders_a_written_file(speed, tmp_path):
         "| dit-b | 4x32x32 | shortcut | project | compiled, reduce-overhead | 2,000 | 55.0 | 55 |"
         in text
     )
-    assert "| dit-mini | 128 | 10,000 | 12.800 | 0.0500 | 2.00 |" in text
+    assert "| dit-mini | 128 | 10,000 | optimised | 12.800 | 0.0500 | 2.00 |" in text
