@@ -11,7 +11,14 @@ import torch
 
 from .config import TrainConfig
 from .levels import dyadic_schedule
-from .sampling import euler_sample
+from .sampling import euler_sample, sample_in_batches
+from .speed import (
+    COMPILE_MIN_IMAGE_STEPS,
+    SAMPLING_COMPILE_MODE,
+    compile_for_sampling,
+    sampling_autocast,
+    sampling_dtype,
+)
 from .train.checkpoint import load_checkpoint, load_weights
 from .train.metrics_log import METRICS_NAME, read_metrics_log
 from .train.trainer import Run, model_from_config, train
@@ -119,6 +126,42 @@ def _labels(y, n: int, num_classes: int) -> torch.Tensor | None:
     return y
 
 
+def _sampling_network(run: Run, model, compile: bool | None, image_steps: int):
+    """``model``, or its compiled forward pass (kept in ``run.compiled``) when ``compile`` is
+    True, or None on a GPU and the work (``image_steps`` = samples x steps) is large enough to
+    pay for compiling (``speed.COMPILE_MIN_IMAGE_STEPS``) or it is compiled already."""
+    device = next(model.parameters()).device
+    key = (id(model), SAMPLING_COMPILE_MODE)
+    if compile is None:
+        big = image_steps >= COMPILE_MIN_IMAGE_STEPS
+        compile = device.type == "cuda" and (big or key in run.compiled)
+    if not compile:
+        return model
+    if key not in run.compiled:
+        run.compiled[key] = compile_for_sampling(model, SAMPLING_COMPILE_MODE)
+    return run.compiled[key]
+
+
+def _trajectories(model, noise, steps, y, cfg_scale, shortcut, batch_size, device, precision):
+    """Samples and trajectories ``[steps + 1, n, ...]``, batch by batch, on the CPU."""
+    outs, trajs = [], []
+    with sampling_autocast(precision, device):
+        for i in range(0, noise.shape[0], batch_size):
+            yb = None if y is None else y[i : i + batch_size].to(device)
+            res = euler_sample(
+                model,
+                noise[i : i + batch_size].to(device),
+                steps,
+                y=yb,
+                cfg_scale=cfg_scale,
+                use_step_size=shortcut,
+                return_trajectory=True,
+            )
+            outs.append(res.samples.float().cpu())
+            trajs.append(torch.stack([x.float().cpu() for x in res.trajectory]))
+    return torch.cat(outs), torch.cat(trajs, dim=1)
+
+
 def sample(
     run: Run,
     n: int,
@@ -131,19 +174,26 @@ def sample(
     batch_size: int = 1024,
     noise: torch.Tensor | None = None,
     return_trajectory: bool = False,
+    precision: str = "auto",
+    compile: bool | None = None,
 ):
     """Draw ``n`` samples with a budget of ``steps``.
 
     Args:
         steps: an int (a power of two gives equal steps; another int a dyadic schedule, e.g.
             ``3 -> [1/2, 1/4, 1/4]``) or an explicit list of dyadic step sizes summing to 1.
-        seed: seeds the noise (same seed, same noise, whatever the budget).
+        seed: seeds the noise (same seed, same noise, whatever the budget and the device).
         cfg_scale: classifier-free guidance weight (class-conditional runs; 1 = no guidance).
         y: labels, an int for all samples, or None (null label / unconditional); labels are
             ``0..num_classes-1`` (``ValueError`` otherwise).
         use_ema: sample with the EMA weights (default) or the online weights.
         noise: start from this noise instead of drawing it.
         return_trajectory: also return the list of intermediate states.
+        precision: autocast of the network: ``"auto"`` (bf16 on GPUs that support it, full
+            precision on the CPU), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        compile: run a compiled forward pass (``shortcut_mini.speed``; every batch padded to
+            ``batch_size`` rows); None: on a GPU, when the call is large enough to pay for the
+            compilation or the model is compiled already.
 
     Raises ``ValueError`` on an argument it cannot use (naming it and the fix), and warns
     (``UserWarning``) on an explicit schedule with a step that starts off a multiple of its own
@@ -156,34 +206,32 @@ def sample(
     device = next(model.parameters()).device
     shape = tuple(run.data_info["shape"])
     _check_sample_args(run, n, steps, cfg_scale, batch_size)
+    sampling_dtype(precision, device)  # a bad precision is refused before any work
     if noise is None:
         gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn((n, *shape), generator=gen)
+        pinned = device.type == "cuda"  # the same values, in memory the GPU copies from async
+        noise = torch.empty((n, *shape), pin_memory=pinned).normal_(generator=gen)
     elif tuple(noise.shape) != (n, *shape):
         raise ValueError(f"noise must have shape {(n, *shape)}, got {tuple(noise.shape)}")
     y = _labels(y, n, run.data_info["num_classes"])
     shortcut = run.config.method == "shortcut"
     was_training = model.training
     model.eval()
-    outs, trajs = [], []
-    for i in range(0, n, batch_size):
-        yb = None if y is None else y[i : i + batch_size].to(device)
-        res = euler_sample(
-            model,
-            noise[i : i + batch_size].to(device),
-            steps,
-            y=yb,
-            cfg_scale=cfg_scale,
-            use_step_size=shortcut,
-            return_trajectory=return_trajectory,
-        )
-        outs.append(res.samples.float().cpu())
+    try:
         if return_trajectory:
-            trajs.append(torch.stack([x.float().cpu() for x in res.trajectory]))
-    model.train(was_training)
-    samples = torch.cat(outs)
+            args = (noise, steps, y, cfg_scale, shortcut, batch_size, device, precision)
+            samples, trajectory = _trajectories(model, *args)
+        else:
+            work = n * len(dyadic_schedule(steps, run.config.M))
+            net = _sampling_network(run, model, compile, work)
+            opts = dict(y=y, cfg_scale=cfg_scale, use_step_size=shortcut, batch_size=batch_size)
+            samples = sample_in_batches(
+                net, noise, steps, precision=precision, pad_batches=net is not model, **opts
+            )
+    finally:
+        model.train(was_training)
     if run.data_info["kind"] == "image":
         samples = samples.clamp(-1, 1)
     if return_trajectory:
-        return samples, torch.cat(trajs, dim=1)
+        return samples, trajectory
     return samples

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import inspect
 
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
+from .base import (
+    ObjectiveOutput,
+    TrainingTargets,
+    group_diagnostics,
+    interpolate,
+    regression_loss,
+)
 from .flow_matching import FlowMatching
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
 
@@ -24,6 +30,7 @@ __all__ = [
     "TrainingTargets",
     "allocate_levels",
     "build_objective",
+    "group_diagnostics",
     "interpolate",
     "objective_arguments",
     "regression_loss",

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["TrainingTargets", "ObjectiveOutput", "regression_loss", "interpolate", "drop_labels"]
+__all__ = [
+    "TrainingTargets",
+    "ObjectiveOutput",
+    "drop_labels",
+    "group_diagnostics",
+    "interpolate",
+    "regression_loss",
+]
 
 
 @dataclass
@@ -21,6 +28,9 @@ class TrainingTargets:
 
     ``group`` names, per row, which diagnostic the row's loss is reported under: ``-1`` for
     flow-matching rows, ``l >= 0`` for self-consistency rows that train the step ``2**-l``.
+    ``groups`` lists the ids present in ``group`` as Python ints, known to the objective without
+    looking at the tensor; then the per-group diagnostics need no host synchronisation. ``None``
+    (the default) finds them with ``torch.unique``, which waits for the GPU.
     """
 
     x_t: torch.Tensor
@@ -30,6 +40,7 @@ class TrainingTargets:
     target: torch.Tensor
     group: torch.Tensor
     extras: dict = field(default_factory=dict)
+    groups: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -55,17 +66,38 @@ def drop_labels(
     return torch.where(drop, torch.full_like(y, num_classes), y)
 
 
+def group_diagnostics(
+    per_row: torch.Tensor, group: torch.Tensor, groups: tuple[int, ...] | None = None
+) -> dict[str, torch.Tensor]:
+    """The mean of ``per_row`` over the rows of each group: ``loss_flow`` (group ``-1``) and
+    ``loss_l{l}`` (group ``l``), for the groups present.
+
+    With ``groups`` (the ids present, as Python ints) the means come from one masked sum over a
+    ``[rows, groups]`` one-hot table built on the device: no host synchronisation. Without it the
+    ids are read with ``torch.unique(...).tolist()``, which waits for the GPU.
+    """
+    per_row = per_row.detach().float()
+    if groups is None:
+        groups = tuple(torch.unique(group).tolist())
+    if not groups:
+        return {}
+    lo, hi = min(groups), max(groups)
+    ids = torch.arange(lo, hi + 1, device=group.device)
+    onehot = (group[:, None] == ids[None, :]).float()
+    means = (per_row[:, None] * onehot).sum(0) / onehot.sum(0)
+    return {("loss_flow" if g < 0 else f"loss_l{g}"): means[g - lo] for g in sorted(groups)}
+
+
 def regression_loss(model: nn.Module, targets: TrainingTargets) -> ObjectiveOutput:
     """Mean squared error of ``model(x_t, t, level, y)`` against the targets, per row then mean.
 
     Diagnostics: the mean loss of flow-matching rows (``loss_flow``) and of self-consistency
-    rows per trained level ``l`` (``loss_l{l}``, the step ``2**-l``), for the groups present.
+    rows per trained level ``l`` (``loss_l{l}``, the step ``2**-l``), for the groups present
+    (:func:`group_diagnostics`; free of host synchronisation when ``targets.groups`` is set).
     """
     pred = model(targets.x_t, targets.t, targets.level, targets.y)
     per_row = (pred.float() - targets.target.float()).pow(2).flatten(1).mean(dim=1)
     loss = per_row.mean()
     diagnostics = {"loss": loss.detach()}
-    for g in torch.unique(targets.group).tolist():
-        name = "loss_flow" if g < 0 else f"loss_l{g}"
-        diagnostics[name] = per_row[targets.group == g].detach().mean()
+    diagnostics.update(group_diagnostics(per_row, targets.group, targets.groups))
     return ObjectiveOutput(loss=loss, diagnostics=diagnostics, targets=targets)

@@ -59,6 +59,7 @@ class FlowMatching:
             y=drop_labels(y, self.class_dropout, self.num_classes, generator),
             target=x1 - x0,
             group=torch.full((n,), -1, device=x1.device, dtype=torch.long),
+            groups=(-1,) if n else (),
         )
 
     def make_targets(self, x1, y, *, generator, step: int = 0, x0=None, **_) -> TrainingTargets:

@@ -20,7 +20,13 @@ from ..levels import check_base_steps
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .flow_matching import T_SAMPLINGS, FlowMatching
 
-__all__ = ["Shortcut", "self_consistency_target", "allocate_levels"]
+__all__ = [
+    "Shortcut",
+    "allocate_levels",
+    "allocated_levels",
+    "rows_of_level",
+    "self_consistency_target",
+]
 
 TARGET_WEIGHTS = ("online", "ema")
 
@@ -36,6 +42,19 @@ def allocate_levels(n_rows: int, n_levels: int, step: int, device=None) -> torch
     """
     start = (step * n_rows) % n_levels
     return (start + torch.arange(n_rows, device=device)) % n_levels
+
+
+def allocated_levels(n_rows: int, n_levels: int, step: int) -> tuple[int, ...]:
+    """The levels :func:`allocate_levels` gives rows to, as Python ints (no device work)."""
+    start = (step * n_rows) % n_levels
+    return tuple(sorted({(start + i) % n_levels for i in range(min(n_rows, n_levels))}))
+
+
+def rows_of_level(n_rows: int, n_levels: int, step: int, level: int, device=None) -> torch.Tensor:
+    """Indices of the rows :func:`allocate_levels` gives ``level``, computed without reading the
+    level tensor back from the device: row ``i`` has level ``(start + i) mod n_levels``."""
+    first = min((level - step * n_rows) % n_levels, n_rows)  # n_rows: the level has no rows
+    return torch.arange(first, n_rows, n_levels, device=device)
 
 
 def self_consistency_target(
@@ -54,16 +73,22 @@ def self_consistency_target(
     ``b1 = s(x_t, t, d)``, ``x' = clip(x_t + d b1)``, ``b2 = s(x', t + d, d)``; the result is
     clipped to ``[-clip, clip]`` as in the official code. Where ``guided_rows`` is set and
     ``guidance_scale > 0``, each query is the guided velocity ``v_u + w (v_c - v_u)``.
+    ``guided_rows`` holds row indices (no host synchronisation: its length is known on the
+    host) or a boolean mask (read back from the device once, a synchronisation).
     Runs without gradients (the stop-gradient of Eq. 5).
     """
     half = level + 1
     d = torch.exp2(-half.float()).view(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    if guided_rows is not None and guided_rows.dtype == torch.bool:
+        guided_rows = guided_rows.nonzero(as_tuple=True)[0]
+    guided = guidance_scale > 0 and y is not None and guided_rows is not None
+    guided = guided and guided_rows.numel() > 0
 
     def query(x, tq):
         v = model(x, tq, half, y)
-        if guidance_scale > 0 and y is not None and guided_rows is not None and guided_rows.any():
-            null = torch.full_like(y[guided_rows], model.num_classes)
-            idx = guided_rows.nonzero(as_tuple=True)[0]
+        if guided:
+            idx = guided_rows
+            null = torch.full((idx.numel(),), model.num_classes, device=y.device, dtype=y.dtype)
             v_u = model(x[idx], tq[idx], half[idx], null)
             v = v.clone()
             v[idx] = v_u + guidance_scale * (v[idx] - v_u)
@@ -157,7 +182,8 @@ class Shortcut:
         t = t / n_starts
         x_t = interpolate(x0[:n_sc], x1[:n_sc], t)
         y_sc = None if y is None else y[:n_sc]
-        guided = (level == self.n_trained_levels - 1) if self.guidance_scale > 0 else None
+        K = self.n_trained_levels
+        guided = rows_of_level(n_sc, K, step, K - 1, x1.device) if self.guidance_scale > 0 else None
         target = self_consistency_target(
             target_model,
             x_t,
@@ -176,6 +202,7 @@ class Shortcut:
             target=torch.cat([target, flow.target]),
             group=torch.cat([level, flow.group]),
             extras={"n_self_consistency": n_sc},
+            groups=allocated_levels(n_sc, K, step) + flow.groups,
         )
 
     def loss(

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset
+from ..speed import TRAINING_COMPILE_MODE, compile_for_training, mark_step_begin
 from .checkpointer import Checkpointer
 from .components import (
     Components,
@@ -59,6 +60,8 @@ class Run:
     step: int = 0
     out_dir: str | None = None
     train_seconds: float = 0.0
+    compiled: dict = field(default_factory=dict, repr=False, compare=False)
+    """Compiled forward passes for sampling, kept for the run's lifetime (``api.sample``)."""
 
     @property
     def device(self) -> torch.device:
@@ -233,9 +236,13 @@ class _Loop:
         self.local_b = cfg.batch_size // info.world_size
         self.gen = torch.Generator(device)
         self.guard = FiniteGuard(info, device, cfg, precision)
+        # what ``cfg.compile`` means: torch.compile(mode=..., **options), see shortcut_mini.speed
+        self.compile_mode, self.compile_options = TRAINING_COMPILE_MODE, {}
 
     def network(self) -> nn.Module:
-        net: nn.Module = torch.compile(self.parts.model) if self.cfg.compile else self.parts.model
+        net: nn.Module = self.parts.model
+        if self.cfg.compile:
+            net = compile_for_training(net, self.compile_mode, **self.compile_options)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
@@ -244,6 +251,8 @@ class _Loop:
     def step(self, net: nn.Module, step: int) -> tuple[dict, float]:
         """One optimizer step; returns the objective's diagnostics and the EMA decay used."""
         cfg, info, p = self.cfg, self.info, self.parts
+        if cfg.compile:
+            mark_step_begin(self.compile_mode)  # CUDA graphs: this step's outputs are new
         idx = self.order.indices(step)[info.rank * self.local_b : (info.rank + 1) * self.local_b]
         x1, y = self.data.batch(idx, self.device)
         y = y if self.dinfo["num_classes"] else None

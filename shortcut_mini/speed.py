@@ -1,0 +1,115 @@
+"""Running the network at hardware speed: ``torch.compile`` with static shapes, CUDA graphs and
+mixed precision for sampling.
+
+The paper's selling point is generation speed (one network evaluation instead of 128); this
+module holds the few switches that decide how fast one evaluation is. The trainer compiles with
+:func:`compile_for_training` when ``TrainConfig.compile`` is on; sampling
+(:func:`shortcut_mini.sampling.sample_in_batches`) with :func:`compile_for_sampling`. Both compile
+with ``dynamic=False``: every call of a shape gets kernels specialised to it, and the callers keep
+the shapes few (the sampler pads its last batch to the full batch size).
+
+Compile modes (``torch.compile(mode=...)``): ``None`` (inductor's default), ``"reduce-overhead"``
+(CUDA graphs: one launch replays every kernel of a call, for models so small that launching the
+kernels costs more than running them), ``"max-autotune-no-cudagraphs"`` (searches matmul
+kernels; compiles much longer). ``benchmarks/speed.py`` measures them against each other.
+
+This module imports only ``torch``; it sits at the bottom of the package with ``common``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+__all__ = [
+    "COMPILE_MODES",
+    "SAMPLING_COMPILE_MODE",
+    "TRAINING_COMPILE_MODE",
+    "COMPILE_MIN_IMAGE_STEPS",
+    "check_compile_mode",
+    "compile_for_sampling",
+    "compile_for_training",
+    "mark_step_begin",
+    "sampling_autocast",
+    "sampling_dtype",
+    "uses_cudagraphs",
+]
+
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+
+TRAINING_COMPILE_MODE: str | None = None
+"""The mode the trainer compiles with when ``TrainConfig.compile`` is on (``None``: inductor's
+default). ``benchmarks/speed.py --compile-modes`` measures the alternatives."""
+
+SAMPLING_COMPILE_MODE: str | None = None
+"""The mode sampling compiles with (sampling batches are large: launch overhead is small)."""
+
+COMPILE_MIN_IMAGE_STEPS = 1_000_000
+"""``sample(compile=None)`` compiles the forward pass (on a GPU) when a call evaluates the network
+on at least this many images in all (samples x steps): below it, compiling costs more time than
+it saves. A model compiled once stays compiled for every later call."""
+
+
+def check_compile_mode(mode: str | None) -> str | None:
+    """``mode`` if ``torch.compile`` knows it (``"default"`` is read as ``None``); else raise."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(
+            f"compile mode must be one of {list(COMPILE_MODES)}, got {mode!r} "
+            "(None is inductor's default)"
+        )
+    return None if mode == "default" else mode
+
+
+def uses_cudagraphs(mode: str | None) -> bool:
+    """Whether ``mode`` replays CUDA graphs (then each step must call :func:`mark_step_begin`)."""
+    return check_compile_mode(mode) in ("reduce-overhead", "max-autotune")
+
+
+def compile_for_training(
+    model: nn.Module, mode: str | None = TRAINING_COMPILE_MODE, **options
+) -> nn.Module:
+    """``torch.compile(model, dynamic=False, mode=mode, **options)`` for the training step
+    (``options``: other ``torch.compile`` keywords, e.g. ``backend="eager"`` to test tracing).
+
+    The module returned shares its parameters with ``model`` (train, checkpoint and EMA use
+    ``model`` itself). With CUDA graphs (:func:`uses_cudagraphs`), call :func:`mark_step_begin`
+    at the start of every step: the outputs of one step's graphs are overwritten by the next.
+    """
+    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode), **options)
+
+
+def compile_for_sampling(
+    model: nn.Module, mode: str | None = SAMPLING_COMPILE_MODE, **options
+) -> nn.Module:
+    """``torch.compile(model, dynamic=False, mode=mode, **options)`` for the sampler."""
+    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode), **options)
+
+
+def mark_step_begin(mode: str | None) -> None:
+    """Tell CUDA graph trees that a new step begins (a no-op for modes without CUDA graphs)."""
+    if uses_cudagraphs(mode):
+        torch.compiler.cudagraph_mark_step_begin()
+
+
+def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for sampling: ``"auto"`` is bf16 on GPUs that support it and full
+    precision elsewhere (CPU results stay what they were); ``"bf16"``, ``"fp16"``, ``"fp32"``."""
+    choices = ("auto", "fp32", "bf16", "fp16")
+    if precision not in choices:
+        raise ValueError(f"precision must be one of {choices}, got {precision!r}")
+    if precision == "auto":
+        cuda = device.type == "cuda"
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA GPU; use 'fp32' or 'bf16' on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def sampling_autocast(precision: str, device: torch.device):
+    """The autocast context for sampling on ``device`` (see :func:`sampling_dtype`)."""
+    dtype = sampling_dtype(precision, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,186 @@
+"""benchmarks/speed.py in its CPU smoke version: the JSON schema, the equality check of the
+optimised training step against a plain eager one, and the reference wrapper's interface."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+# A stand-in for facebookresearch/DiT models.py with the interface the benchmark uses (the
+# real file is never committed): DiT(...) with x_embedder, pos_embed, t_embedder, blocks,
+# final_layer, unpatchify, y_embedder; TimestepEmbedder(hidden).
+STAND_IN = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    class TimestepEmbedder(nn.Module):
+        def __init__(self, hidden_size):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(1, hidden_size), nn.SiLU())
+
+        def forward(self, t):
+            return self.mlp(t[:, None].float() / 1000)
+
+    class Patches(nn.Module):
+        def __init__(self, size, patch, channels, hidden):
+            super().__init__()
+            self.proj = nn.Conv2d(channels, hidden, patch, stride=patch)
+
+        def forward(self, x):
+            return self.proj(x).flatten(2).transpose(1, 2)
+
+    class Block(nn.Module):
+        def __init__(self, hidden):
+            super().__init__()
+            self.lin = nn.Linear(hidden, hidden)
+
+        def forward(self, x, c):
+            return x + self.lin(x) * c[:, None]
+
+    class Final(nn.Module):
+        def __init__(self, hidden, patch, channels):
+            super().__init__()
+            self.lin = nn.Linear(hidden, patch * patch * channels)
+
+        def forward(self, x, c):
+            return self.lin(x + c[:, None])
+
+    class DiT(nn.Module):
+        def __init__(self, input_size, patch_size, in_channels, hidden_size, depth, num_heads,
+                     mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=1000, learn_sigma=True):
+            super().__init__()
+            self.c, self.p = in_channels, patch_size
+            self.x_embedder = Patches(input_size, patch_size, in_channels, hidden_size)
+            self.pos_embed = nn.Parameter(
+                torch.zeros(1, (input_size // patch_size) ** 2, hidden_size), requires_grad=False
+            )
+            self.t_embedder = TimestepEmbedder(hidden_size)
+            self.y_embedder = nn.Embedding(num_classes, hidden_size)
+            self.blocks = nn.ModuleList(Block(hidden_size) for _ in range(depth))
+            self.final_layer = Final(hidden_size, patch_size, in_channels)
+
+        def unpatchify(self, x):
+            n, tokens, _ = x.shape
+            h = int(tokens ** 0.5)
+            x = x.reshape(n, h, h, self.p, self.p, self.c)
+            return torch.einsum("nhwpqc->nchpwq", x).reshape(n, self.c, h * self.p, h * self.p)
+    """
+)
+
+
+@pytest.fixture
+def speed(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import speed
+
+    return speed
+
+
+def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
+    ref = tmp_path / "models.py"
+    ref.write_text(STAND_IN)
+    out = tmp_path / "speed.json"
+    doc = speed.main(["--smoke", "--out", str(out), "--reference", str(ref)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
+    assert set(speed.SCHEMA_KEYS) <= set(doc) and doc["device"] == "cpu"
+    assert doc["bf16_peak_tflops"] > 0 and not list(out.parent.glob(".*.tmp"))
+    train = doc["train"]
+    for e in train:
+        assert set(speed.TRAIN_KEYS) <= set(e)
+        assert e["impl"] in ("project", "reference") and isinstance(e["compiled"], bool)
+        assert e["img_per_s"] > 0 and e["tflops"] >= 0 and e["peak_mem_gb"] is None
+    before = [e for e in train if e["variant"]]
+    assert {e["method"] for e in before} == {"flow_matching", "shortcut"}
+    kinds = {(e["impl"], e["method"]) for e in train}
+    assert kinds == {
+        (i, m) for i in ("project", "reference") for m in ("flow_matching", "shortcut")
+    }
+    # the shortcut step does more work than the flow-matching step: more FLOPs per step
+    flops = {(e["impl"], e["method"]): e["gflop_per_step"] for e in train}
+    for impl in ("project", "reference"):
+        assert flops[impl, "shortcut"] > flops[impl, "flow_matching"]
+    assert {(e["steps"], e["path"]) for e in doc["sampling"]} == {
+        (1, "optimised"),
+        (128, "optimised"),
+        (1, "before: eager fp32"),
+    }
+    for e in doc["sampling"]:
+        assert set(speed.SAMPLING_KEYS) <= set(e) and e["seconds"] > 0
+    assert {c["method"] for c in doc["checks"]} == {"flow_matching", "shortcut"}
+    for c in doc["checks"]:
+        assert c["passed"] and c["loss_rel_err"] < 1e-5 and c["update_cosine"] > 0.9999, c
+    text = speed.render(doc)
+    assert "| dit-tiny | 1x8x8 | shortcut | reference | eager |" in text
+
+
+def test_check_fails_when_the_steps_differ(speed, tmp_path, monkeypatch):
+    """The check is not vacuous: a plain step with another learning rate is caught."""
+    import speed_checks
+    import speed_steps
+
+    plain = speed_steps.plain_step
+    monkeypatch.setattr(speed_steps, "plain_step", lambda *a, **k: plain(*a, **{**k, "lr": 3e-4}))
+    args = speed.parse_args(["--smoke", "--out", str(tmp_path / "s.json")])
+    result = speed_checks.equality_check("shortcut", False, None, args, torch.device("cpu"))
+    assert result["loss_rel_err"] == 0 and result["update_rel_err"] > 0.5
+    assert not result["passed"]
+
+
+def test_budget_skips_and_says_so(speed, tmp_path):
+    out = tmp_path / "speed.json"
+    doc = speed.main(["--smoke", "--out", str(out), "--budget-s", "0", "--skip", "sampling"])
+    assert doc["train"] == [] and doc["checks"] == []
+    assert doc["skipped"] and all("budget" in s["why"] for s in doc["skipped"])
+    again = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
+    assert len(again["train"]) == 4 and again["skipped"] == []  # eager steps, now and before
+    third = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
+    assert third["train"] == again["train"]  # nothing measured twice
+
+
+def test_methods_must_be_registered(speed):
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--smoke", "--methods", "no_such_method"])
+
+
+def test_table_renders_a_written_file(speed, tmp_path):
+    import speed_table
+
+    doc = {
+        "device": "X",
+        "torch": "2",
+        "commit": "abc",
+        "bf16_peak_tflops": 100.0,
+        "train": [
+            {
+                "model": "dit-b",
+                "shape": [4, 32, 32],
+                "method": "shortcut",
+                "impl": "project",
+                "compiled": True,
+                "compile_mode": "reduce-overhead",
+                "img_per_s": 2000.0,
+                "tflops": 55.0,
+                "peak_mem_gb": 10.0,
+            }
+        ],
+        "sampling": [
+            {
+                "model": "dit-mini",
+                "steps": 128,
+                "n": 10000,
+                "seconds": 12.8,
+                "forward_only_seconds": 0.05,
+            }
+        ],
+    }
+    text = speed_table.render(doc)
+    assert (
+        "| dit-b | 4x32x32 | shortcut | project | compiled, reduce-overhead | 2,000 | 55.0 | 55 |"
+        in text
+    )
+    assert "| dit-mini | 128 | 10,000 | optimised | 12.800 | 0.0500 | 2.00 |" in text
