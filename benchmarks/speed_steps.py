@@ -13,6 +13,7 @@ import contextlib
 import copy
 import functools
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -157,6 +158,7 @@ def load_reference(path: str | Path):
         )
     spec = importlib.util.spec_from_file_location("dit_reference_models", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # torch.compile re-imports the module of the code it traces
     spec.loader.exec_module(module)
     return module
 
