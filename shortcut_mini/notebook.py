@@ -103,10 +103,7 @@ def get_profile(default: str | None = None, *, announce: bool = True) -> str:
     """
     value, reason = choose_profile(default)
     if announce:
-        print(
-            f"profile: {value} ({reason}; set ${PROFILE_ENV} or assign profile in this cell "
-            "to choose ci, cpu or gpu)"
-        )
+        print(f"profile: {value} ({reason})")
     return value
 
 
