@@ -301,3 +301,19 @@ def test_no_tracked_file_mentions_the_developers_design_file():
     if proc.returncode not in (0, 1):
         pytest.skip(f"not a git checkout: {proc.stderr.strip()}")
     assert proc.stdout.split() == [], f"files that mention {name}: {proc.stdout.split()}"
+
+
+def test_the_book_renders_displayed_markdown_and_has_its_design_notes():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = cfg["sphinx"]
+    # display(Markdown(table)) must render as a table with math, not as raw text
+    assert sphinx["config"]["nb_render_markdown_format"] == "myst"
+    assert {"section_numbers", "number_cells"} <= set(sphinx["local_extensions"])
+    assert "shortcut-mini.css" in sphinx["config"]["html_css_files"]
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert "file: book/design" in toc
+    design = (ROOT / "book/design.md").read_text(encoding="utf-8")
+    for label in ("design-decisions", "design-ema", "design-evaluation", "design-scale"):
+        assert f"({label})=" in design
