@@ -1,26 +1,34 @@
-"""Check the built book in a real headless Chromium: figures present, math rendered, no errors.
+"""Check every page of the built book in a real headless Chromium, as a reader would see it.
 
-Serves ``_build/html`` from a local HTTP server on a free port (127.0.0.1 only), loads the index
-and one chapter (or the pages given with ``--page``) in headless Chromium, lets the page's
-JavaScript (MathJax) run, and inspects the rendered DOM:
+Serves ``_build/html`` from a local HTTP server on a free port (127.0.0.1 only), loads EVERY page
+of the site (each ``.html`` file outside ``_static``, ``_sources`` and ``_images``) in headless
+Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DOM. A page fails on:
 
-- every page: no error text (a Python traceback, ``SomethingError:``, notebook execution error
-  output) and the book's own chrome (title, navigation) present;
-- chapter pages: at least ``--min-figures`` images, every local ``<img>`` served with status 200
-  as a non-empty PNG / JPEG / GIF / SVG file; math rendered by MathJax (``mjx-container``
-  elements) when the page has math, and MathJax loaded from the book itself, not a CDN;
-- a screenshot of each page is written to ``_build/check_site/`` for a person to look at.
+- a raw Markdown table in its rendered text (``|---|``: a table that was printed, not rendered);
+- raw TeX in its rendered text (``$x_0$``, ``\\(x\\)``, ``\\frac``... outside math that MathJax
+  typeset), or math nodes that MathJax did not typeset, or MathJax loaded from a CDN;
+- an image that does not load: a local ``<img>`` not served as a non-empty PNG / JPEG / GIF / SVG,
+  or a remote one (the book must read offline);
+- a link to a file that is not there: a relative link to a path missing from the site, a link into
+  the repository (``github.com/OWNER/REPO/blob|tree/REF/PATH``, Colab's ``.../github/...`` links)
+  whose ``PATH`` is not in the repository, or a web address that is a file name (``http://NOTES.md``,
+  what linkify makes of a bare file name);
+- error text (a Python traceback, ``SomethingError:``, error outputs of executed cells), too little
+  text, a 404 title, or (chapter pages) fewer than ``--min-figures`` images.
 
-Needs the Debian packages ``chromium`` (and, for selenium users, ``chromium-driver``); only the
+A screenshot of every page is written to ``_build/check_site/`` for a person to look at. The
+detectors are plain functions of the page's HTML (``tests/test_check_site.py`` tests them on small
+fixtures). Needs the Debian package ``chromium``; PyYAML (a dependency of the package) and the
 standard library otherwise. Exits 1 with one line per problem on failure, 2 if Chromium is missing.
 
-    python scripts/check_site.py                     # index + notebooks/01_flow_matching_2d
+    python scripts/check_site.py                       # every page
     python scripts/check_site.py --page notebooks/03_shortcut_models.html
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import html.parser
 import http.server
@@ -34,10 +42,10 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHAPTER = "notebooks/01_flow_matching_2d.html"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -52,6 +60,9 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
     "--mute-audio",
 ]
+NOT_PAGES = ("_static", "_sources", "_images")
+# Pages that are lists or tools, not reading: the "too little text" check does not apply.
+TOOL_PAGES = ("genindex.html", "search.html", "py-modindex.html")
 # Text that must never appear in a rendered page.
 ERROR_PATTERNS = [
     (re.compile(r"Traceback \(most recent call last\)"), "a Python traceback"),
@@ -62,51 +73,289 @@ ERROR_PATTERNS = [
 ERROR_CLASSES = ("output error", "output traceback")
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"<svg", b"<?xml")
 
+# A Markdown table's delimiter row, e.g. |---|---:| or | :--- | --- |, seen as text.
+RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# $...$ holding TeX (a subscript, superscript, command or brace), and $$...$$.
+RAW_DOLLAR = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]{1,300}?)(?<=\S)\$(?![\w$])")
+RAW_DISPLAY = re.compile(r"\$\$.{1,2000}?\$\$", re.S)
+RAW_DELIMITED = re.compile(r"\\\(.{1,300}?\\\)|\\\[.{1,2000}?\\\]", re.S)
+TEX_COMMAND = re.compile(
+    r"\\(frac|tfrac|dfrac|mathbf|mathrm|mathcal|mathbb|boldsymbol|operatorname|sqrt|sum|int|"
+    r"alpha|beta|gamma|delta|epsilon|theta|sigma|lambda|mu|nabla|partial|cdot|left|right|"
+    r"begin|end|text)\b"
+)
+FILE_HOST = re.compile(
+    r"\.(md|py|ipynb|json|ya?ml|toml|txt|csv|cfg|ini|sh|png|jpe?g|svg|pdf|bib)$", re.I
+)
 
-class _DomScan(html.parser.HTMLParser):
-    """Collect images, script sources, MathJax output, error outputs and visible text."""
+VOID_TAGS = {
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+    "track", "wbr",
+}  # fmt: skip
+# Elements whose text a reader does not see as prose: code, scripts, typeset math.
+CODE_TAGS = {"pre", "code", "kbd", "samp", "textarea"}
+HIDDEN_TAGS = {"script", "style", "noscript", "template", "svg"}
+
+
+@dataclass
+class PageScan:
+    """What :class:`DomScan` found in one page."""
+
+    images: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    mjx: int = 0
+    math_nodes: int = 0
+    error_outputs: int = 0
+    title: str = ""
+    text: str = ""  # all visible text, code included (for error messages)
+    prose: str = ""  # visible text outside code and math (for raw tables and raw TeX)
+
+
+class DomScan(html.parser.HTMLParser):
+    """Collect images, scripts, links, MathJax output, error outputs, visible text and prose."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.images: list[str] = []
-        self.scripts: list[str] = []
-        self.mjx = 0
-        self.math_nodes = 0
-        self.error_outputs = 0
-        self.title = ""
-        self.text: list[str] = []
-        self._skip = 0
+        self.result = PageScan()
+        self._stack: list[tuple[str, str]] = []  # (tag, "hidden" | "code" | "")
+        self._text: list[str] = []
+        self._prose: list[str] = []
         self._in_title = False
+
+    def _state(self) -> set[str]:
+        return {kind for _, kind in self._stack if kind}
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        cls = a.get("class") or ""
+        classes = (a.get("class") or "").split()
+        r = self.result
         if tag == "img" and a.get("src"):
-            self.images.append(a["src"])
+            r.images.append(a["src"])
         elif tag == "script" and a.get("src"):
-            self.scripts.append(a["src"])
+            r.scripts.append(a["src"])
+        elif tag == "a" and a.get("href"):
+            r.links.append(a["href"])
         elif tag == "mjx-container":
-            self.mjx += 1
+            r.mjx += 1
         elif tag == "title":
             self._in_title = True
-        if tag in ("script", "style", "noscript", "mjx-assistive-mml"):
-            self._skip += 1
-        if "math" in cls.split() or "math notranslate" in cls:
-            self.math_nodes += 1
-        if any(err in cls for err in ERROR_CLASSES):
-            self.error_outputs += 1
+        if "math" in classes:
+            r.math_nodes += 1
+        if any(err in " ".join(classes) for err in ERROR_CLASSES):
+            r.error_outputs += 1
+        if tag in VOID_TAGS:
+            return
+        if tag in HIDDEN_TAGS or tag.startswith("mjx-") or tag == "math":
+            kind = "hidden"
+        elif tag in CODE_TAGS or "math" in classes or "highlight" in classes:
+            kind = "code"
+        else:
+            kind = ""
+        self._stack.append((tag, kind))
 
     def handle_endtag(self, tag):
-        if tag in ("script", "style", "noscript", "mjx-assistive-mml") and self._skip:
-            self._skip -= 1
         if tag == "title":
             self._in_title = False
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i][0] == tag:
+                del self._stack[i:]
+                break
 
     def handle_data(self, data):
         if self._in_title:
-            self.title += data
-        if not self._skip:
-            self.text.append(data)
+            self.result.title += data
+        state = self._state()
+        if "hidden" in state:
+            return
+        self._text.append(data)
+        if not state:
+            self._prose.append(data)
+
+    def close(self) -> PageScan:
+        super().close()
+        self.result.text = " ".join(" ".join(self._text).split())
+        self.result.prose = " ".join(" ".join(self._prose).split())
+        return self.result
+
+
+def scan_html(text: str) -> PageScan:
+    """Scan one page's HTML (a DOM that Chromium dumped, or a file)."""
+    parser = DomScan()
+    parser.feed(text)
+    return parser.close()
+
+
+def _context(text: str, match: re.Match, width: int = 50) -> str:
+    return text[max(0, match.start() - width) : match.end() + width]
+
+
+def raw_markdown_tables(prose: str) -> list[str]:
+    """Problems for each Markdown table delimiter row (``|---|``) seen as rendered text."""
+    return [f"a raw Markdown table: ...{_context(prose, m)}..." for m in RAW_TABLE.finditer(prose)]
+
+
+def raw_tex(prose: str) -> list[str]:
+    """Problems for TeX that was not typeset: ``$x_0$``, ``$$..$$``, ``\\(..\\)``, ``\\frac``..."""
+    found = []
+    for m in RAW_DOLLAR.finditer(prose):
+        if re.search(r"[_^\\{}]", m.group(1)):
+            found.append(m)
+    found += list(RAW_DISPLAY.finditer(prose))
+    found += list(RAW_DELIMITED.finditer(prose))
+    found += list(TEX_COMMAND.finditer(prose))
+    found.sort(key=lambda m: m.start())
+    return [f"raw TeX in the text: ...{_context(prose, m)}..." for m in found]
+
+
+def error_text(text: str) -> list[str]:
+    """Problems for tracebacks and exception messages in the page's visible text."""
+    problems = []
+    for pattern, what in ERROR_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            problems.append(f"shows {what}: ...{_context(text, match, 60)}...")
+    return problems
+
+
+def repository_path(url: str, repo_url: str) -> str | None:
+    """The path inside the repository that ``url`` points to (blob / tree / Colab), else None."""
+    parsed = urllib.parse.urlsplit(url)
+    repo = urllib.parse.urlsplit(repo_url.rstrip("/"))
+    owner_repo = repo.path.strip("/")
+    path = urllib.parse.unquote(parsed.path)
+    if parsed.netloc == repo.netloc and path.startswith(f"/{owner_repo}/"):
+        rest = path[len(owner_repo) + 2 :].split("/")
+    elif parsed.netloc == "colab.research.google.com" and path.startswith(f"/github/{owner_repo}/"):
+        rest = path[len(owner_repo) + 9 :].split("/")
+    else:
+        return None
+    if len(rest) >= 3 and rest[0] in ("blob", "tree", "raw"):
+        return "/".join(rest[2:])
+    return None
+
+
+def link_problems(
+    links: list[str], page: str, html_dir: Path, repo_root: Path, repo_url: str
+) -> list[str]:
+    """Problems for links to files that are neither in the site nor in the repository.
+
+    ``page`` is the page's path under ``html_dir``. Relative links must name a file of the site;
+    links into the repository (``repo_url``'s ``blob``/``tree`` pages and Colab's ``github`` links)
+    must name a path of ``repo_root``; a web address whose host is a file name is always wrong.
+    """
+    problems = []
+    page_dir = (html_dir / page).parent
+    for href in dict.fromkeys(links):
+        parsed = urllib.parse.urlsplit(href)
+        if parsed.scheme in ("mailto", "javascript", "data", "tel"):
+            continue
+        if parsed.scheme == "file":
+            problems.append(f"links to a local file: {href}")
+        elif parsed.scheme in ("http", "https"):
+            if FILE_HOST.search(parsed.netloc):
+                problems.append(f"links to {href}, a file name made into a web address")
+                continue
+            inside = repository_path(href, repo_url)
+            if inside is not None and inside and not (repo_root / inside).exists():
+                problems.append(f"links to {inside}, which is not in the repository ({href})")
+        elif not parsed.scheme and not parsed.netloc and parsed.path:
+            target = (page_dir / urllib.parse.unquote(parsed.path)).resolve()
+            if parsed.path.endswith("/") or target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                problems.append(f"links to {parsed.path}, which is not in the site")
+    return problems
+
+
+def image_problems(images: list[str], page_url: str, base: str, fetch) -> list[str]:
+    """Problems for images that do not load: remote ones, and local ones not served as images.
+
+    ``fetch(url)`` returns ``(status, body)``; it is only called for images under ``base``.
+    """
+    problems = []
+    for src in dict.fromkeys(images):
+        if src.startswith("data:image/"):
+            continue
+        full = urllib.parse.urljoin(page_url, src)
+        if not full.startswith(base):
+            problems.append(f"image {src} is remote: it does not load offline (make it local)")
+            continue
+        status, body = fetch(full)
+        if status != 200 or not body:
+            problems.append(f"image {src} does not load (status {status}, {len(body)} bytes)")
+        elif not body.lstrip()[:5].startswith(IMAGE_MAGIC) and b"<svg" not in body[:500]:
+            problems.append(f"image {src} is not a PNG/JPEG/GIF/SVG file")
+    return problems
+
+
+def dom_problems(
+    scan: PageScan,
+    page: str,
+    *,
+    html_dir: Path,
+    repo_root: Path,
+    repo_url: str,
+    min_figures: int = 1,
+) -> list[str]:
+    """Every problem that the rendered DOM of ``page`` shows, except image loading."""
+    problems = []
+    if "404" in scan.title or "not found" in scan.title.lower():
+        problems.append(f"page not found (title {scan.title.strip()!r})")
+    reading = not page.startswith("_modules/") and Path(page).name not in TOOL_PAGES
+    if reading and len(scan.text) < 200:
+        problems.append(f"almost no text rendered ({len(scan.text)} characters)")
+    if not page.startswith("_modules/"):  # source listings show `except ValueError:` legitimately
+        problems += error_text(scan.text)
+    if scan.error_outputs:
+        problems.append(f"{scan.error_outputs} error output(s) of executed cells")
+    problems += raw_markdown_tables(scan.prose)
+    problems += raw_tex(scan.prose)
+    remote_mathjax = [s for s in scan.scripts if "mathjax" in s.lower() and "://" in s]
+    if remote_mathjax:
+        problems.append(f"MathJax loaded from the network: {remote_mathjax[0]}")
+    if scan.math_nodes and not scan.mjx:
+        problems.append("has math but MathJax rendered none (no mjx-container)")
+    if page.startswith("notebooks/") and len(scan.images) < min_figures:
+        problems.append(f"expected at least {min_figures} figure(s), found {len(scan.images)}")
+    problems += link_problems(scan.links, page, html_dir, repo_root, repo_url)
+    return problems
+
+
+REDIRECT = re.compile(
+    r"""<meta[^>]+http-equiv=["']?refresh["']?[^>]+content=["']?\s*\d+\s*;\s*url=([^"'>\s]+)""",
+    re.I,
+)
+
+
+def redirect_target(page: str, text: str) -> str | None:
+    """The page that ``page`` redirects to with a ``<meta http-equiv="refresh">``, else None."""
+    match = REDIRECT.search(text)
+    if not match:
+        return None
+    target = urllib.parse.urljoin("/" + page, match.group(1).strip())
+    return urllib.parse.urlsplit(target).path.lstrip("/")
+
+
+def site_pages(html_dir: Path) -> list[str]:
+    """Every page of the built site: its ``.html`` files outside static, source and image folders."""
+    pages = []
+    for path in sorted(html_dir.rglob("*.html")):
+        rel = path.relative_to(html_dir)
+        if rel.parts[0] not in NOT_PAGES:
+            pages.append(rel.as_posix())
+    return pages
+
+
+def read_repo_url(root: Path = ROOT) -> str:
+    """``repository: url:`` from ``_config.yml`` (empty when absent)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str((cfg.get("repository") or {}).get("url") or "").removesuffix(".git")
 
 
 def find_chromium() -> str | None:
@@ -141,7 +390,7 @@ def chromium(binary: str, args: list[str], timeout: float) -> subprocess.Complet
 
 
 def fetch(url: str) -> tuple[int, bytes]:
-    """GET ``url`` (local server only); return (status, first bytes of the body)."""
+    """GET ``url`` (local server only); return (status, body)."""
     try:
         with urllib.request.urlopen(url, timeout=30) as resp:
             return resp.status, resp.read()
@@ -150,9 +399,10 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str]:
-    """Load one page; return a list of problems (empty when it passes)."""
+    """Load one page in Chromium, check its DOM, screenshot it; return its problems."""
     url = base + page
-    problems: list[str] = []
+    # A redirect page (index.html -> book/intro.html) shows its target: links resolve from there.
+    shown = redirect_target(page, (args.build / "html" / page).read_text(errors="replace")) or page
     try:
         proc = chromium(
             binary,
@@ -165,78 +415,53 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
         tail = proc.stderr.strip().splitlines()[-3:]
         return [f"{page}: Chromium failed (exit {proc.returncode}): {' | '.join(tail)}"]
 
-    scan = _DomScan()
-    scan.feed(proc.stdout)
-    text = " ".join(" ".join(scan.text).split())
-    if "404" in scan.title or "not found" in scan.title.lower():
-        problems.append(f"{page}: page not found (title {scan.title.strip()!r})")
-    if len(text) < 200:
-        problems.append(f"{page}: almost no text rendered ({len(text)} characters)")
-    for pattern, what in ERROR_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            start = max(0, match.start() - 60)
-            problems.append(f"{page}: shows {what}: ...{text[start : match.end() + 60]}...")
-    if scan.error_outputs:
-        problems.append(f"{page}: {scan.error_outputs} error output(s) of executed cells")
-
-    remote_mathjax = [s for s in scan.scripts if "mathjax" in s.lower() and "://" in s]
-    if remote_mathjax:
-        problems.append(f"{page}: MathJax loaded from the network: {remote_mathjax[0]}")
-    if page != "index.html" and scan.math_nodes and not scan.mjx:
-        problems.append(f"{page}: has math but MathJax rendered none (no mjx-container)")
-
-    local_images = []
-    for src in scan.images:
-        full = urllib.parse.urljoin(url, src)
-        if full.startswith(base):
-            local_images.append(full)
-    for img in local_images:
-        status, body = fetch(img)
-        if status != 200 or not body:
-            problems.append(f"{page}: image {img} not served (status {status}, {len(body)} bytes)")
-        elif not body.lstrip()[:5].startswith(IMAGE_MAGIC) and b"<svg" not in body[:500]:
-            problems.append(f"{page}: image {img} is not a PNG/JPEG/GIF/SVG file")
-    if page.startswith("notebooks/") and len(local_images) < args.min_figures:
-        problems.append(
-            f"{page}: expected at least {args.min_figures} figure(s), found {len(local_images)}"
-        )
+    scan = scan_html(proc.stdout)
+    problems = dom_problems(
+        scan,
+        shown,
+        html_dir=args.build / "html",
+        repo_root=args.repo,
+        repo_url=args.repo_url,
+        min_figures=args.min_figures,
+    )
+    problems += image_problems(scan.images, base + shown, base, fetch)
 
     shot = shots / (re.sub(r"[^A-Za-z0-9_.-]+", "_", page).removesuffix(".html") + ".png")
-    proc = chromium(
-        binary,
-        [
-            f"--virtual-time-budget={args.budget_ms}",
-            f"--window-size={args.window}",
-            f"--screenshot={shot}",
-            url,
-        ],
-        timeout=args.timeout,
-    )
+    try:
+        proc = chromium(
+            binary,
+            [
+                f"--virtual-time-budget={args.budget_ms}",
+                f"--window-size={args.window}",
+                f"--screenshot={shot}",
+                url,
+            ],
+            timeout=args.timeout,
+        )
+    except subprocess.TimeoutExpired:
+        problems.append(f"no screenshot within {args.timeout} s")
     if not shot.exists() or shot.stat().st_size == 0:
-        problems.append(f"{page}: no screenshot written ({proc.stderr.strip()[-200:]})")
+        problems.append(f"no screenshot written ({proc.stderr.strip()[-200:]})")
     print(
-        f"{page}: {len(text)} chars of text, {len(local_images)} local image(s) "
-        f"({len(scan.images) - len(local_images)} remote), {scan.mjx} MathJax element(s), "
-        f"screenshot {shot.relative_to(args.build.parent) if shot.exists() else 'missing'}"
+        f"{page}: {len(scan.text)} chars, {len(scan.images)} image(s), {len(scan.links)} "
+        f"link(s), {scan.mjx} MathJax element(s), {len(problems)} problem(s)",
+        flush=True,
     )
-    return problems
+    return [f"{page}: {p}" for p in problems]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "_build", help="jupyter-book _build")
-    parser.add_argument(
-        "--page",
-        action="append",
-        help=f"page under _build/html to check (repeatable; default index.html and "
-        f"{DEFAULT_CHAPTER})",
-    )
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the repository's root")
+    parser.add_argument("--page", action="append", help="only this page (repeatable)")
     parser.add_argument("--min-figures", type=int, default=1, help="per chapter page")
     parser.add_argument("--budget-ms", type=int, default=15000, help="virtual time for JS")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per Chromium run")
     parser.add_argument("--window", default="1280,1600", help="screenshot size W,H")
+    parser.add_argument("--jobs", type=int, default=2, help="pages checked at once")
     args = parser.parse_args(argv)
+    args.repo_url = read_repo_url(args.repo)
 
     html_dir = args.build / "html"
     if not (html_dir / "index.html").exists():
@@ -246,27 +471,30 @@ def main(argv: list[str] | None = None) -> int:
     if binary is None:
         print(
             "check_site: Chromium not found; install it with "
-            "`apt-get install -y chromium chromium-driver` (or set $CHROMIUM)",
+            "`apt-get install -y chromium` (or set $CHROMIUM)",
             file=sys.stderr,
         )
         return 2
-    pages = args.page or ["index.html", DEFAULT_CHAPTER]
-    for page in pages:
-        if not (html_dir / page).exists():
-            print(f"check_site: {html_dir / page} does not exist", file=sys.stderr)
-            return 1
+    pages = args.page or site_pages(html_dir)
+    missing = [p for p in pages if not (html_dir / p).exists()]
+    if missing:
+        print(f"check_site: {html_dir / missing[0]} does not exist", file=sys.stderr)
+        return 1
     shots = args.build / "check_site"
     shots.mkdir(parents=True, exist_ok=True)
 
     server, base = serve(html_dir)
     try:
-        problems = [p for page in pages for p in check_page(binary, base, page, shots, args)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = pool.map(lambda p: check_page(binary, base, p, shots, args), pages)
+            problems = [p for page_problems in results for p in page_problems]
     finally:
         server.shutdown()
         server.server_close()
     if problems:
         for problem in problems:
             print(f"check_site: FAIL {problem}", file=sys.stderr)
+        print(f"check_site: {len(problems)} problem(s) in {len(pages)} page(s)", file=sys.stderr)
         return 1
     print(f"check_site: OK ({len(pages)} page(s); screenshots in {shots})")
     return 0

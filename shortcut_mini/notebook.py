@@ -1,12 +1,14 @@
 """Small helpers that every chapter notebook calls.
 
-A chapter reads its *profile* (how big a run to make) with :func:`get_profile`, and its last cell
+A chapter reads its *profile* (how big a run to make) with :func:`get_profile`: the environment
+variable ``SHORTCUT_MINI_PROFILE`` when set, else ``gpu`` when a CUDA device is present and ``cpu``
+otherwise, and it prints which one runs and why. Its last cell
 prints :func:`run_record`, so that every figure in the book can be traced to the profile, device,
 commit and wall time that produced it (the book's design notes). :func:`in_colab` tells the first
 cells whether they run in Google Colab.
 
 This module imports nothing heavy at import time; ``torch`` is imported only inside
-:func:`run_record`.
+:func:`cuda_available` and :func:`run_record`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
     "PROFILE_ENV",
+    "GPU_PROFILE",
+    "choose_profile",
+    "cuda_available",
     "device_name",
     "format_run_record",
     "get_profile",
@@ -37,17 +42,60 @@ PROFILES = ("ci", "cpu", "gpu")
 """The known profiles, ``ci`` (seconds, for tests), ``cpu`` (the book's default) and ``gpu``."""
 
 DEFAULT_PROFILE = "cpu"
-"""The profile used when :data:`PROFILE_ENV` is unset or empty."""
+"""The profile used when :data:`PROFILE_ENV` is unset or empty and no CUDA device is present."""
+
+GPU_PROFILE = "gpu"
+"""The profile used when :data:`PROFILE_ENV` is unset or empty and a CUDA device is present."""
 
 PROFILE_ENV = "SHORTCUT_MINI_PROFILE"
-"""Environment variable that selects the profile."""
+"""Environment variable that selects the profile; it wins over everything else."""
 
 
-def get_profile(default: str | None = None) -> str:
-    """Return the run profile, read from ``$SHORTCUT_MINI_PROFILE``.
+def cuda_available() -> bool:
+    """True when PyTorch is installed and sees a CUDA device (imports torch only here)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose_profile(default: str | None = None) -> tuple[str, str]:
+    """The run profile and the reason it was chosen, as ``(profile, reason)``.
+
+    The order: ``$SHORTCUT_MINI_PROFILE`` when set; else ``default`` when given; else ``gpu``
+    when a CUDA device is present (Colab with a GPU runtime, a workstation) and ``cpu`` otherwise.
+
+    Raises:
+        ValueError: if the variable (or ``default``) names an unknown profile.
+    """
+    value = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if value:
+        reason = f"set by ${PROFILE_ENV}"
+    elif default is not None:
+        value, reason = default.strip().lower(), "the default this notebook asks for"
+    elif cuda_available():
+        value, reason = GPU_PROFILE, "a CUDA device is present"
+    else:
+        value, reason = DEFAULT_PROFILE, "no CUDA device is present"
+    if value not in PROFILES:
+        raise ValueError(
+            f"unknown profile {value!r} ({reason}); choose one of {', '.join(PROFILES)} "
+            f'(set ${PROFILE_ENV}, or write profile = "cpu" in the parameters cell)'
+        )
+    return value, reason
+
+
+def get_profile(default: str | None = None, *, announce: bool = True) -> str:
+    """Return the run profile: ``$SHORTCUT_MINI_PROFILE``, else ``default``, else by device.
+
+    A chapter's parameters cell calls ``profile = get_profile()``; with the variable unset it
+    picks ``gpu`` when a CUDA device is present and ``cpu`` otherwise (see :func:`choose_profile`).
+    Overwrite ``profile`` in that cell (or let papermill inject it) to choose another.
 
     Args:
-        default: the profile used when the variable is unset or empty (``"cpu"`` when ``None``).
+        default: the profile used when the variable is unset or empty, instead of the device's.
+        announce: print one line saying which profile was chosen and why.
 
     Returns:
         One of :data:`PROFILES`, lower-cased and stripped.
@@ -55,14 +103,9 @@ def get_profile(default: str | None = None) -> str:
     Raises:
         ValueError: if the variable (or ``default``) names an unknown profile.
     """
-    value = os.environ.get(PROFILE_ENV, "").strip().lower()
-    if not value:
-        value = (default if default is not None else DEFAULT_PROFILE).strip().lower()
-    if value not in PROFILES:
-        raise ValueError(
-            f"unknown profile {value!r} (from ${PROFILE_ENV} or default); "
-            f"choose one of {', '.join(PROFILES)}"
-        )
+    value, reason = choose_profile(default)
+    if announce:
+        print(f"profile: {value} ({reason})")
     return value
 
 

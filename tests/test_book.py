@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -72,8 +74,51 @@ def test_header_uses_the_one_repository_url(book):
     assert f"github/{cfg['owner']}/{cfg['repo']}/blob/{cfg['branch']}/notebooks/01_demo.ipynb" in (
         badge_src
     )
-    assert f"git+{cfg['url']}@{cfg['branch']}" in install_src
+    assert f'REPOSITORY, REF = "{cfg["url"]}", "{cfg["branch"]}"' in install_src
     assert 'if "google.colab" in sys.modules:' in install_src
+    assert badge_src.startswith("[![Open In Colab](../book/_static/colab-badge.svg)](")
+    assert (ROOT / "book/_static/colab-badge.svg").read_text().lstrip().startswith("<svg")
+
+
+def _run_install_cell(monkeypatch, results):
+    """Execute the generated install cell as in Colab, with ``subprocess.run`` answering ``results``."""
+    import subprocess
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        outcome = results[len(calls) - 1]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return subprocess.CompletedProcess(cmd, outcome, stdout="", stderr="pip: no route")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    source = sync.install_source(sync.read_config(ROOT), SHA)
+    exec(compile(source, "colab-install", "exec"), {})
+    return calls
+
+
+def test_install_cell_says_when_the_repository_cannot_be_reached(monkeypatch):
+    import subprocess
+
+    for answer in (128, subprocess.TimeoutExpired("git", 60), FileNotFoundError("git")):
+        with pytest.raises(RuntimeError, match="cannot be reached from this runtime.*internet"):
+            _run_install_cell(monkeypatch, [answer])
+
+
+def test_install_cell_pins_the_ref_and_reports_pip_failures(monkeypatch):
+    calls = _run_install_cell(monkeypatch, [0, 0])
+    assert calls[0][:2] == ["git", "ls-remote"]
+    assert calls[1][-1].endswith(f"@{SHA}") and "pip" in calls[1]
+    with pytest.raises(RuntimeError, match=f"(?s)pip could not install .* at {SHA}.*no route"):
+        _run_install_cell(monkeypatch, [0, 1])
+
+
+def test_install_cell_does_nothing_outside_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(sync.install_source(sync.read_config(ROOT), "main"), "colab-install", "exec"), {})
 
 
 def test_check_passes_when_in_sync(book):
@@ -131,7 +176,7 @@ def test_commit_stamp(book):
     root, chapter = book
     assert sync.main(["--commit", SHA], root=root) == 0
     text = chapter.read_text()
-    assert f"@{SHA}" in text
+    assert f'\\"{SHA}\\"' in text  # REF = "SHA" in the install cell
     assert sync.main(["--check"], root=root) == 1  # committed form uses the branch
     assert sync.main(["--check", "--commit", SHA], root=root) == 0
     assert sync.main([], root=root) == 0  # back to the branch
@@ -160,24 +205,48 @@ def test_bad_repository_url_is_a_clear_error(book, capsys):
 # ----------------------------------------------------------------------- shortcut_mini.notebook
 
 
+def _cuda(monkeypatch, present: bool):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: present)
+
+
 @pytest.mark.parametrize("value", ["ci", "cpu", "gpu", " GPU "])
-def test_get_profile_reads_env(monkeypatch, value):
+@pytest.mark.parametrize("cuda", [False, True])
+def test_get_profile_env_wins_over_the_device(monkeypatch, value, cuda):
+    _cuda(monkeypatch, cuda)
     monkeypatch.setenv("SHORTCUT_MINI_PROFILE", value)
     assert nbh.get_profile() == value.strip().lower()
+    assert nbh.get_profile(default="ci") == value.strip().lower()
 
 
-def test_get_profile_default(monkeypatch):
+@pytest.mark.parametrize(("cuda", "expected"), [(True, "gpu"), (False, "cpu")])
+def test_get_profile_picks_gpu_when_a_cuda_device_is_present(monkeypatch, capsys, cuda, expected):
+    _cuda(monkeypatch, cuda)
     monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
-    assert nbh.get_profile() == "cpu"
+    assert nbh.get_profile() == expected
+    out = capsys.readouterr().out
+    assert out.startswith(f"profile: {expected} (")
+    assert ("a CUDA device is present" if cuda else "no CUDA device") in out
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "  ")  # empty counts as unset
+    assert nbh.get_profile(announce=False) == expected
+    assert capsys.readouterr().out == ""
+
+
+def test_get_profile_default_wins_over_the_device(monkeypatch):
+    _cuda(monkeypatch, True)
+    monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
     assert nbh.get_profile(default="ci") == "ci"
-    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "")
-    assert nbh.get_profile() == "cpu"
+    assert nbh.choose_profile(default="CPU") == ("cpu", "the default this notebook asks for")
 
 
 def test_get_profile_rejects_unknown(monkeypatch):
     monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "tpu")
-    with pytest.raises(ValueError, match="ci, cpu, gpu"):
+    with pytest.raises(ValueError, match=r"unknown profile 'tpu'.*ci, cpu, gpu"):
         nbh.get_profile()
+    monkeypatch.delenv("SHORTCUT_MINI_PROFILE")
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        nbh.get_profile(default="fast")
 
 
 def test_run_record(monkeypatch, capsys):
@@ -208,3 +277,43 @@ def test_in_colab(monkeypatch):
     assert nbh.in_colab() is False
     monkeypatch.setitem(sys.modules, "google.colab", object())
     assert nbh.in_colab() is True
+
+
+# ----------------------------------------------------------------------- repository-wide rules
+
+
+def test_declared_torch_ranges_have_no_upper_bound():
+    # Colab ships a recent torch; an upper bound below it would make pip downgrade it.
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    for name in ("torch", "torchvision"):
+        specs = re.findall(rf'"{name}\s*([^"]*)"', text)
+        assert specs, f"{name} is not declared in pyproject.toml"
+        assert all("<" not in spec and "~=" not in spec and "==" not in spec for spec in specs)
+
+
+def test_no_tracked_file_mentions_the_developers_design_file():
+    # The book carries its own design notes (book/design.md); readers do not have the
+    # developers' file, so nothing in the repository may point to it.
+    name = "DESIGN" + ".md"
+    proc = subprocess.run(
+        ["git", "grep", "-l", "-I", "-F", name], cwd=ROOT, capture_output=True, text=True
+    )
+    if proc.returncode not in (0, 1):
+        pytest.skip(f"not a git checkout: {proc.stderr.strip()}")
+    assert proc.stdout.split() == [], f"files that mention {name}: {proc.stdout.split()}"
+
+
+def test_the_book_renders_displayed_markdown_and_has_its_design_notes():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = cfg["sphinx"]
+    # display(Markdown(table)) must render as a table with math, not as raw text
+    assert sphinx["config"]["nb_render_markdown_format"] == "myst"
+    assert {"section_numbers", "number_cells"} <= set(sphinx["local_extensions"])
+    assert "shortcut-mini.css" in sphinx["config"]["html_css_files"]
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert "file: book/design" in toc
+    design = (ROOT / "book/design.md").read_text(encoding="utf-8")
+    for label in ("design-decisions", "design-ema", "design-evaluation", "design-scale"):
+        assert f"({label})=" in design

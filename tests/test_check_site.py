@@ -1,0 +1,212 @@
+"""The detectors of scripts/check_site.py on small HTML pages: they pass good pages, fail bad ones.
+
+No browser here: the detectors are functions of a page's HTML (the DOM that Chromium dumps).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO_URL = "https://github.com/owner/book"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+cs = _load("check_site", ROOT / "scripts/check_site.py")
+
+
+def page(body: str, title: str = "A chapter") -> str:
+    return f"<html><head><title>{title}</title></head><body>{body}</body></html>"
+
+
+RENDERED = page(
+    "<h1>1. Flow matching</h1>"
+    "<p>The noise <span class='math notranslate nohighlight'><mjx-container class='MathJax'>"
+    "<mjx-assistive-mml><math><mi>x</mi></math></mjx-assistive-mml></mjx-container></span> "
+    "costs $5 and $10 is not math.</p>"
+    "<table><tr><th>method</th><th>1 step</th></tr>"
+    "<tr><td>shortcut</td><td class='sm-number'>284 ± 14.4</td></tr></table>"
+    "<div class='highlight'><pre>print('|---|---|', '$x_0$', r'\\frac')\nfor row in rows:</pre>"
+    "</div><p><code>|---|</code> in code is fine, and so is <code>$x_0$</code>.</p>"
+)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A built site and a repository: html/ with two pages and an image, repo/ with files."""
+    html = tmp_path / "html"
+    (html / "notebooks").mkdir(parents=True)
+    (html / "_images").mkdir()
+    (html / "index.html").write_text(
+        '<meta http-equiv="Refresh" content="0; url=book/intro.html" />'
+    )
+    (html / "book").mkdir()
+    (html / "book" / "intro.html").write_text(page("intro"))
+    (html / "notebooks" / "01_x.html").write_text(RENDERED)
+    (html / "_images" / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\n....")
+    (html / "_static").mkdir()
+    (html / "_static" / "not_a_page.html").write_text("x")
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "notebooks" / "01_x.ipynb").write_text("{}")
+    (repo / "README.md").write_text("# readme")
+    return html, repo
+
+
+def problems_of(html_text: str, site, name: str = "notebooks/01_x.html", min_figures: int = 0):
+    html, repo = site
+    scan = cs.scan_html(html_text)
+    return cs.dom_problems(
+        scan, name, html_dir=html, repo_root=repo, repo_url=REPO_URL, min_figures=min_figures
+    )
+
+
+def test_a_rendered_page_passes(site):
+    assert problems_of(RENDERED + "x" * 200, site) == []
+
+
+def test_prose_leaves_out_code_and_typeset_math():
+    scan = cs.scan_html(RENDERED)
+    assert "284 ± 14.4" in scan.prose and "costs $5 and $10" in scan.prose
+    assert "|---|" not in scan.prose and "frac" not in scan.prose and "x_0" not in scan.prose
+    assert "for row in rows:" in scan.text  # code is still text for the error check
+    assert scan.mjx == 1 and scan.math_nodes == 1
+
+
+def test_a_table_printed_as_text_fails():
+    # what myst-nb's commonmark renderer makes of display(Markdown(table)): one paragraph
+    raw = page("<p>| method | 1 step |\n|---|---:|\n| shortcut | 284 ± 14.4 |</p>")
+    problems = cs.raw_markdown_tables(cs.scan_html(raw).prose)
+    assert len(problems) == 1 and "raw Markdown table" in problems[0]
+    assert cs.raw_markdown_tables("| :--- | ---: |") != []
+    assert cs.raw_markdown_tables("a | b and --- alone") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the noise $x_0$ at time $t$",
+        "a velocity $v = x_1 - x_0$ here",
+        "display $$\\int_0^1 v\\,dt$$ math",
+        "delimited \\(x_t\\) math",
+        "a bare \\frac{1}{2} command",
+    ],
+)
+def test_raw_tex_in_prose_fails(text):
+    assert cs.raw_tex(cs.scan_html(page(f"<p>{text}</p>")).prose) != []
+
+
+@pytest.mark.parametrize("text", ["it costs $5 and $10", "a 50% share", "US$ 3", "C:\\Users"])
+def test_dollar_amounts_are_not_tex(text):
+    assert cs.raw_tex(text) == []
+
+
+def test_math_that_mathjax_did_not_typeset_fails(site):
+    untypeset = page(
+        "<p><span class='math notranslate nohighlight'>\\(x_0\\)</span></p>" + "x" * 200
+    )
+    problems = problems_of(untypeset, site)
+    assert any("MathJax rendered none" in p for p in problems)
+    assert cs.raw_tex(cs.scan_html(untypeset).prose) == []  # the math node itself is not prose
+
+
+def test_error_text_fails(site):
+    bad = page("<pre>Traceback (most recent call last):\n  ValueError: boom</pre>" + "x" * 200)
+    problems = problems_of(bad, site)
+    assert any("traceback" in p for p in problems) and any("exception" in p for p in problems)
+    # source listings show `except ValueError:` legitimately
+    assert problems_of(bad, site, name="_modules/shortcut_mini/x.html") == []
+
+
+def test_images_that_do_not_load_fail():
+    base = "http://127.0.0.1:1/"
+    served = {
+        base + "_images/fig.png": (200, b"\x89PNG...."),
+        base + "_images/bad.png": (200, b"hi"),
+    }
+
+    def fetch(url):
+        return served.get(url, (404, b""))
+
+    url = base + "notebooks/01_x.html"
+    assert (
+        cs.image_problems(["../_images/fig.png", "data:image/png;base64,AAA"], url, base, fetch)
+        == []
+    )
+    problems = cs.image_problems(
+        [
+            "https://colab.research.google.com/assets/colab-badge.svg",
+            "../_images/missing.png",
+            "../_images/bad.png",
+        ],
+        url,
+        base,
+        fetch,
+    )
+    assert len(problems) == 3
+    assert "remote" in problems[0] and "404" in problems[1] and "not a PNG" in problems[2]
+
+
+def test_links_to_files_that_do_not_exist_fail(site):
+    html, repo = site
+    good = [
+        "#section",
+        "../book/intro.html#top",
+        "../_images/fig.png",
+        "https://arxiv.org/abs/2410.12557",
+        f"{REPO_URL}",
+        f"{REPO_URL}/issues/new?title=x",
+        f"{REPO_URL}/blob/main/README.md",
+        "https://colab.research.google.com/github/owner/book/blob/abc123/notebooks/01_x.ipynb",
+        "mailto:someone@example.org",
+    ]
+    assert cs.link_problems(good, "notebooks/01_x.html", html, repo, REPO_URL) == []
+    bad = [
+        "http://NOTES.md",  # linkify's link for a bare file name
+        "../book/missing.html",
+        f"{REPO_URL}/blob/main/docs/NOTES.md",
+        "https://colab.research.google.com/github/owner/book/blob/main/notebooks/09_none.ipynb",
+        "file:///home/me/x.html",
+    ]
+    problems = cs.link_problems(bad, "notebooks/01_x.html", html, repo, REPO_URL)
+    assert len(problems) == 5
+    assert "file name made into a web address" in problems[0]
+    assert "not in the site" in problems[1]
+    assert "docs/NOTES.md, which is not in the repository" in problems[2]
+    assert "09_none.ipynb" in problems[3] and "local file" in problems[4]
+
+
+def test_every_page_is_visited_and_redirects_resolve(site):
+    html, _ = site
+    assert cs.site_pages(html) == ["book/intro.html", "index.html", "notebooks/01_x.html"]
+    text = (html / "index.html").read_text()
+    assert cs.redirect_target("index.html", text) == "book/intro.html"
+    assert cs.redirect_target("book/intro.html", page("no redirect")) is None
+
+
+def test_chapter_pages_need_figures_and_text(site):
+    problems = problems_of(page("<p>short</p>"), site, min_figures=1)
+    assert any("almost no text" in p for p in problems)
+    assert any("at least 1 figure" in p for p in problems)
+    assert problems_of(page("<p>short</p>", title="Search"), site, name="search.html") == []
+
+
+def test_a_page_with_every_fault_lists_them_all(site):
+    bad = page(
+        "<p>| a | b | |---|---| and $x_0$</p><a href='http://NOTES.md'>NOTES.md</a>"
+        "<img src='https://example.org/badge.svg'>" + "x" * 200
+    )
+    problems = problems_of(bad, site)
+    assert len(problems) == 3  # raw table, raw TeX, bad link (images are checked on load)
+    assert cs.image_problems(cs.scan_html(bad).images, "http://h/p.html", "http://h/", None)
