@@ -4,6 +4,10 @@ trains, checkpoints, resumes exactly and samples on the CPU from a tiny flow-mat
 
 import importlib
 import json
+import os
+import subprocess
+import sys
+import threading
 
 import pytest
 import torch
@@ -133,6 +137,33 @@ def test_a_killed_pair_generation_continues_where_it_stopped(point_teacher, tmp_
     assert len(counted) == 3 and not torch.equal(again.x0, whole.x0)  # another seed: replaced
 
 
+def test_processes_share_the_generation_and_get_the_same_pairs(point_teacher, tmp_path):
+    n, folder = 2 * rp.CHUNK + 3, tmp_path / "pairs"
+    alone = rp.generate_pairs(point_teacher, n, (2,), seed=5, steps=M)
+    meet, results = threading.Barrier(2), {}
+
+    def rank(r):
+        results[r] = rp.generate_pairs(
+            point_teacher,
+            n,
+            (2,),
+            seed=5,
+            steps=M,
+            folder=folder,
+            rank=r,
+            world_size=2,
+            barrier=meet.wait,
+        )
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in (0, 1):
+        assert torch.equal(results[r].x0, alone.x0) and torch.equal(results[r].x1, alone.x1)
+
+
 # ---- teachers ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
@@ -168,8 +199,9 @@ def test_a_bad_teacher_is_named_with_the_fix(tmp_path, tiny_config, teacher_dir,
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     state = load_checkpoint(teacher_dir)
-    save_checkpoint(unfinished / "checkpoint.pt", {**state, "config": {**state["config"],
-                                                                        "steps": 99}})  # fmt: skip
+    save_checkpoint(
+        unfinished / "checkpoint.pt", {**state, "config": {**state["config"], "steps": 99}}
+    )
     with pytest.raises(TeacherError, match="unfinished \\(step 30 of 99\\).*resume it"):
         train(_student(tiny_config, method, teacher=str(unfinished)))
 
@@ -272,3 +304,52 @@ def test_reflow_trains_on_its_cached_pairs(tmp_path, tiny_config, teacher_dir):
     teacher = run_for_budget(teacher_dir, M)
     expected = euler_sample(teacher.ema, chunk["x0"], M, use_step_size=False).samples
     torch.testing.assert_close(chunk["x1"], expected)
+
+
+# ---- two processes (torchrun, gloo on the CPU) -------------------------------------------
+def _torchrun_train(*flags: str) -> None:
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "shortcut_mini.cli",
+        "train",
+        "--data=checkerboard",
+        "--model=mlp-small",
+        f"--M={M}",
+        "--batch-size=32",
+        "--n-data=2000",
+        "--device=cpu",
+        "--no-progress",
+        *flags,
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_two_processes_share_the_pairs_and_the_stages(tmp_path, tiny_config, teacher_dir):
+    teacher = f"--teacher={teacher_dir}"
+    _torchrun_train(
+        "--method=reflow",
+        teacher,
+        "--reflow-pairs=2100",
+        "--steps=4",
+        f"--out-dir={tmp_path / 'reflow'}",
+    )
+    one = rp.generate_pairs(run_for_budget(teacher_dir, M).ema, 2100, (2,), seed=0, steps=M)
+    chunks = [
+        torch.load(tmp_path / "reflow" / rp.PAIRS_DIR / f"chunk_{c:05d}.pt", weights_only=True)
+        for c in range(3)
+    ]
+    assert torch.equal(torch.cat([c["x0"] for c in chunks]), one.x0)
+    torch.testing.assert_close(torch.cat([c["x1"] for c in chunks]), one.x1)
+    _torchrun_train(
+        "--method=progressive_distillation", teacher, "--steps=14", f"--out-dir={tmp_path / 'pd'}"
+    )
+    assert set(budget_sources(tmp_path / "pd")) == {8, 4, 2, 1}
+    assert load_checkpoint(tmp_path / "pd")["objective"]["stage"] == 2

@@ -148,6 +148,13 @@ def generate_pairs(
     barrier()
     if folder is not None:
         chunks = {c: _read_chunk(folder / f"chunk_{c:05d}.pt", s) for c, s in enumerate(sizes)}
+        missing = [c for c, chunk in chunks.items() if chunk is None]
+        if missing:
+            raise RuntimeError(
+                f"reflow pairs: chunk(s) {missing[:5]} missing in {folder} after generation "
+                "(another process failed, or the folder is not shared by all processes); "
+                "rerun the same command to generate them"
+            )
     x0 = torch.cat([chunks[c]["x0"] for c in range(len(sizes))])
     x1 = torch.cat([chunks[c]["x1"] for c in range(len(sizes))])
     y = None if labels is None else torch.cat([chunks[c]["y"] for c in range(len(sizes))])
