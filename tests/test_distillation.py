@@ -170,7 +170,7 @@ def teacher_dir(tmp_path_factory):
     from conftest import make_tiny_config
 
     folder = tmp_path_factory.mktemp("teacher")
-    train(make_tiny_config(method="flow_matching", M=M, steps=30, out_dir=str(folder)))
+    train(make_tiny_config(method="flow_matching", M=M, steps=200, out_dir=str(folder)))
     return folder
 
 
@@ -200,9 +200,9 @@ def test_a_bad_teacher_is_named_with_the_fix(tmp_path, tiny_config, teacher_dir,
     unfinished.mkdir()
     state = load_checkpoint(teacher_dir)
     save_checkpoint(
-        unfinished / "checkpoint.pt", {**state, "config": {**state["config"], "steps": 99}}
+        unfinished / "checkpoint.pt", {**state, "config": {**state["config"], "steps": 999}}
     )
-    with pytest.raises(TeacherError, match="unfinished \\(step 30 of 99\\).*resume it"):
+    with pytest.raises(TeacherError, match="unfinished \\(step 200 of 999\\).*resume it"):
         train(_student(tiny_config, method, teacher=str(unfinished)))
 
 
@@ -304,6 +304,27 @@ def test_reflow_trains_on_its_cached_pairs(tmp_path, tiny_config, teacher_dir):
     teacher = run_for_budget(teacher_dir, M)
     expected = euler_sample(teacher.ema, chunk["x0"], M, use_step_size=False).samples
     torch.testing.assert_close(chunk["x1"], expected)
+
+
+@pytest.mark.parametrize(
+    "method", ["consistency_distillation", "progressive_distillation", "reflow"]
+)
+def test_the_one_step_student_learns_the_teachers_many_step_map(
+    tmp_path, tiny_config, teacher_dir, method
+):
+    # From the same noise, the teacher's own one Euler step lands far from its M-step sample;
+    # distillation trains one step to land there.
+    teacher = run_for_budget(teacher_dir, M)
+    noise = torch.randn(512, 2, generator=torch.Generator().manual_seed(9))
+    many = sample(teacher, 512, M, noise=noise)
+    cfg = _student(tiny_config, method, teacher=str(teacher_dir), steps=200, out_dir=str(tmp_path))
+    train(cfg.replace(reflow_pairs=2000) if method == "reflow" else cfg)
+    student = run_for_budget(tmp_path, 1)
+
+    def distance(run):
+        return (sample(run, 512, 1, noise=noise) - many).pow(2).sum(1).mean().item()
+
+    assert distance(student) < 0.25 * distance(teacher)
 
 
 # ---- two processes (torchrun, gloo on the CPU) -------------------------------------------
