@@ -14,6 +14,7 @@ import torch
 
 from .api import load_run
 from .objectives.progressive_distillation import read_stage_index
+from .train.checkpoint import load_checkpoint
 from .train.trainer import Run
 
 __all__ = ["run_for_budget", "budget_sources"]
@@ -48,7 +49,14 @@ def run_for_budget(path: str | Path, budget: int, device: str | torch.device = "
             f"{sorted(index)} (one per finished stage), not {budget}; sample one of those"
         )
     entry = index[budget]
-    if entry["file"] == "checkpoint.pt":
+    if entry["file"] == "checkpoint.pt":  # the last stage trains until the run's end
+        stage = load_checkpoint(path)["objective"]["stage"]
+        if stage != entry["stage"]:
+            raise ValueError(
+                f"{path}: the {budget}-step stage (stage {entry['stage']}) has not started "
+                f"training yet (the last checkpoint is of stage {stage}); resume the run to "
+                "its end first"
+            )
         return run
     source = entry["file"] if entry["stage"] == "teacher" else Path(path) / entry["file"]
     return load_run(source, device)
