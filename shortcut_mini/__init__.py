@@ -22,6 +22,7 @@ _MODULE_OF = {
     "names": "config",
     "load_run": "api",
     "sample": "api",
+    "run_for_budget": "budget_runs",
     "EvalTable": "evaluate",
     "evaluate": "evaluate",
     "NonFiniteLossError": "train",

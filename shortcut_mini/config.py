@@ -5,7 +5,8 @@ Accepted names (``shortcut_mini.names()`` prints them):
 - ``data``: 2D toys ``checkerboard``, ``moons``, ``8gaussians``, ``spirals`` (and the other
   names of ``shortcut_mini.data.DATASETS``); images ``digits``, ``mnist``, ``fashion_mnist``,
   ``cifar10``, ``celeba64``, ``image_folder:PATH``
-- ``method``: ``flow_matching``, ``shortcut``
+- ``method``: ``flow_matching``, ``shortcut``; with a teacher: ``consistency_distillation``,
+  ``progressive_distillation``, ``reflow``
 - ``model``: ``mlp``, ``mlp-small`` (2D); ``dit-tiny``, ``dit-mini``, ``dit-s``, ``dit-b``,
   ``dit-xl`` (images)
 - ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``
@@ -69,6 +70,8 @@ _EXAMPLES = {
     "n_data": 1000,
     "latent_vae": "stabilityai/sd-vae-ft-ema",
     "model_overrides": '{"depth": 2}',
+    "teacher": "runs/flow_matching",
+    "reflow_pairs": 60000,
 }
 
 
@@ -94,7 +97,8 @@ class TrainConfig:
 
     Attributes:
         data: dataset name (``shortcut-mini names`` lists them).
-        method: ``"shortcut"`` (paper Eq. 5) or ``"flow_matching"``.
+        method: ``"shortcut"`` (paper Eq. 5), ``"flow_matching"``, or a method that distils a
+            teacher (``shortcut-mini names`` lists them).
         model: model preset name (``shortcut-mini names`` lists them).
         steps: total optimizer steps.
         batch_size: global batch size (split over GPUs under ``torchrun``).
@@ -129,6 +133,11 @@ class TrainConfig:
         ckpt_every: checkpoint interval in steps (0: only at the end).
         overwrite: start afresh even if ``out_dir`` holds a run with another config.
         progress: show a tqdm progress bar.
+        teacher: the run folder of a finished flow-matching run of the same model and data,
+            for ``consistency_distillation``, ``progressive_distillation`` and ``reflow`` (the
+            student starts from its weights); None for the other methods.
+        reflow_pairs: how many (noise, teacher sample) pairs ``reflow`` generates and trains
+            on (None: as many as the training set has examples).
     """
 
     data: str = "checkerboard"
@@ -164,6 +173,8 @@ class TrainConfig:
     ckpt_every: int = 1000
     overwrite: bool = False
     progress: bool = True
+    teacher: str | None = None
+    reflow_pairs: int | None = None
 
     def __post_init__(self):
         # One path for every source: text from flags, YAML/JSON values, Python values.
@@ -326,6 +337,7 @@ def _check_names(cfg: TrainConfig) -> None:
         _bad("latent_vae", f"needs an image dataset, not the 2D toy {cfg.data!r}")
     if cfg.method not in OBJECTIVES:
         _bad("method", f"unknown method {cfg.method!r}; valid names: {sorted(OBJECTIVES)}")
+    _check_teacher(cfg, getattr(OBJECTIVES[cfg.method], "needs_teacher", False))
     if cfg.model not in _model_presets():
         _bad("model", f"unknown model {cfg.model!r}; valid names: {sorted(_model_presets())}")
     choices = {
@@ -340,16 +352,27 @@ def _check_names(cfg: TrainConfig) -> None:
     dev = cfg.device
     if not (dev in ("auto", "cpu", "cuda", "mps") or dev.startswith("cuda:")):
         _bad("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {dev!r}")
-    for name in ("out_dir", "data_root", "latent_vae"):
+    for name in ("out_dir", "data_root", "latent_vae", "teacher"):
         if getattr(cfg, name) is not None and not getattr(cfg, name).strip():
             _bad(name, f"must not be empty; give a path such as {_example(name)!r} or leave it out")
+
+
+def _check_teacher(cfg: TrainConfig, needs_teacher: bool) -> None:
+    if needs_teacher and cfg.teacher is None:
+        _bad(
+            "teacher",
+            f"method {cfg.method!r} distils a teacher: give the run folder of a finished "
+            "flow-matching run of the same model and data (e.g. teacher='runs/flow_matching')",
+        )
+    if not needs_teacher and cfg.teacher is not None:
+        _bad("teacher", f"method {cfg.method!r} uses no teacher: leave teacher out (none)")
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size"):
         if getattr(cfg, name) < 1:
             _bad(name, f"must be a positive integer, got {getattr(cfg, name)!r}")
-    for name in ("image_size", "n_data"):
+    for name in ("image_size", "n_data", "reflow_pairs"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             _bad(name, f"must be a positive integer (or none), got {getattr(cfg, name)!r}")
     for name in ("seed", "log_every", "ckpt_every"):
@@ -379,6 +402,12 @@ def _check_numbers(cfg: TrainConfig) -> None:
             _bad(name, f"must be {words}, got {v!r}")
     if not all(math.isfinite(b) and 0 <= b < 1 for b in cfg.betas):
         _bad("betas", f"must be two numbers in [0, 1) such as [0.9, 0.999], got {list(cfg.betas)}")
+    if cfg.method == "progressive_distillation" and cfg.steps < cfg.M.bit_length() - 1:
+        _bad(
+            "steps",
+            f"progressive_distillation trains log2(M) = {cfg.M.bit_length() - 1} stages: it "
+            f"needs steps >= {cfg.M.bit_length() - 1}, got {cfg.steps}",
+        )
 
 
 def _model_presets() -> dict:

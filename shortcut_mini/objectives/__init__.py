@@ -1,11 +1,18 @@
 """Training objectives. Each turns a batch into inputs, targets and a loss; see ``base``.
 
-=================  ================  ========================================
-name               class             paper
-=================  ================  ========================================
-``flow_matching``  ``FlowMatching``  Eq. 2; the ``d = 0`` rows of Eq. 5
-``shortcut``       ``Shortcut``      Eq. 5 (flow matching + self-consistency)
-=================  ================  ========================================
+============================  ===========================  ========================================
+name                          class                        paper
+============================  ===========================  ========================================
+``flow_matching``             ``FlowMatching``             Eq. 2; the ``d = 0`` rows of Eq. 5
+``shortcut``                  ``Shortcut``                 Eq. 5 (flow matching + self-consistency)
+``consistency_distillation``  ``ConsistencyDistillation``  Table 1 baseline; needs a teacher
+``progressive_distillation``  ``ProgressiveDistillation``  Table 1 baseline; needs a teacher
+``reflow``                    ``Reflow``                   Table 1 baseline; needs a teacher
+============================  ===========================  ========================================
+
+The methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run
+named by ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in
+``lifecycle``.
 """
 
 from __future__ import annotations
@@ -19,11 +26,20 @@ from .base import (
     interpolate,
     regression_loss,
 )
+from .consistency_distillation import ConsistencyDistillation
 from .flow_matching import FlowMatching
+from .lifecycle import ObjectiveContext, ObjectiveHooks
+from .progressive_distillation import ProgressiveDistillation
+from .reflow import Reflow
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
 
 __all__ = [
     "OBJECTIVES",
+    "ConsistencyDistillation",
+    "ObjectiveContext",
+    "ObjectiveHooks",
+    "ProgressiveDistillation",
+    "Reflow",
     "FlowMatching",
     "ObjectiveOutput",
     "Shortcut",
@@ -38,6 +54,9 @@ __all__ = [
 ]
 
 OBJECTIVES = {"flow_matching": FlowMatching, "shortcut": Shortcut}
+OBJECTIVES["consistency_distillation"] = ConsistencyDistillation
+OBJECTIVES["progressive_distillation"] = ProgressiveDistillation
+OBJECTIVES["reflow"] = Reflow
 
 
 def objective_arguments() -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..levels import check_base_steps, flow_level
 from .base import ObjectiveOutput, TrainingTargets, drop_labels, interpolate, regression_loss
+from .lifecycle import ObjectiveHooks
 
 __all__ = ["FlowMatching", "sample_flow_times"]
 
@@ -24,7 +25,7 @@ def sample_flow_times(
     raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}")
 
 
-class FlowMatching:
+class FlowMatching(ObjectiveHooks):
     """Regress ``s(x_t, t, 0)`` onto the velocity ``x1 - x0`` (paper Eq. 2 and Eq. 5, first term).
 
     The ``d = 0`` query uses the level token ``log2(M)``, the same token as ``d = 1/M``.

@@ -19,6 +19,7 @@ from torch import nn
 from ..levels import check_base_steps
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .flow_matching import T_SAMPLINGS, FlowMatching
+from .lifecycle import ObjectiveHooks
 
 __all__ = [
     "Shortcut",
@@ -106,7 +107,7 @@ def self_consistency_target(
     return target
 
 
-class Shortcut:
+class Shortcut(ObjectiveHooks):
     """Shortcut-model training targets (paper Eq. 5) with this project's defaults.
 
     Args:

@@ -1,5 +1,7 @@
 """Saving and restoring everything an exact resume needs: the weights, the EMA, the optimizer,
-the loss scaler, the torch RNG state, the step and the training time so far."""
+the loss scaler, the torch RNG state, the step, the training time so far, and the objective's
+own state (a teacher, a stage) when it has one (``objective.state_dict()``; checkpoints
+without it, of objectives without state, load as before)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ class Checkpointer:
             group.update(flags)
         if "scaler" in state:
             p.scaler.load_state_dict(state["scaler"])
+        load_objective_state = getattr(p.objective, "load_state_dict", None)
+        if load_objective_state is not None:
+            load_objective_state(state.get("objective", {}))
         torch.set_rng_state(state["rng_torch"])
         self.last_saved = state["step"]
         return state["step"], state["train_seconds"]
@@ -75,4 +80,7 @@ class Checkpointer:
         }
         if p.scaler.is_enabled():
             state["scaler"] = p.scaler.state_dict()
+        objective_state = getattr(p.objective, "state_dict", dict)()
+        if objective_state:
+            state["objective"] = objective_state
         return state

@@ -10,8 +10,9 @@ from torch import nn
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset, load_dataset
 from ..models import build_model
-from ..objectives import build_objective
-from .distributed import DistInfo
+from ..objectives import ObjectiveContext, build_objective
+from .devices import autocast
+from .distributed import DistInfo, barrier
 from .ema import EMA
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "load_training_data",
     "make_optimizer",
     "model_from_config",
+    "objective_context",
 ]
 
 
@@ -117,5 +119,37 @@ def build_components(
         class_dropout=cfg.class_dropout if dinfo["num_classes"] else 0.0,
         num_classes=dinfo["num_classes"],
         guidance_scale=cfg.guidance_scale,
+        teacher=cfg.teacher,
+        reflow_pairs=cfg.reflow_pairs,
     )
     return Components(model, ema, opt, scaler, objective)
+
+
+def objective_context(
+    cfg: TrainConfig,
+    run_dir,
+    device: torch.device,
+    precision: str,
+    data: ArrayDataset,
+    dinfo: dict,
+    parts: Components,
+    info: DistInfo,
+    resumed: bool,
+) -> ObjectiveContext:
+    """What every objective's ``setup`` is told (most objectives ignore it)."""
+    return ObjectiveContext(
+        run_dir=run_dir,
+        device=device,
+        model=parts.model,
+        ema_model=parts.ema.model,
+        data=data,
+        data_info=dinfo,
+        total_steps=cfg.steps,
+        config=cfg,
+        seed=cfg.seed,
+        resumed=resumed,
+        rank=info.rank,
+        world_size=info.world_size,
+        barrier=lambda: barrier(info),
+        autocast=lambda: autocast(device, precision),
+    )

@@ -1,5 +1,6 @@
 """The training loop. It knows the optimizer, EMA, precision, checkpoints and logging, and
-nothing about which objective it runs: it calls ``objective.loss(...)`` and steps.
+nothing about which objective it runs: it calls ``objective.loss(...)`` and steps, and the
+hooks every objective has (``objectives.lifecycle``: setup, on_step, state_dict).
 
 Exact resume: the data order of step ``s`` comes from a permutation seeded by ``(seed, epoch)``
 and the noise, t and levels of step ``s`` from a generator seeded by ``(seed, s, rank)``; so the
@@ -18,6 +19,7 @@ from torch import nn
 
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset
+from ..objectives.lifecycle import call_on_step, call_setup
 from ..speed import TRAINING_COMPILE_MODE, compile_for_training, mark_step_begin
 from .checkpointer import Checkpointer
 from .components import (
@@ -26,6 +28,7 @@ from .components import (
     data_info_of,
     load_training_data,
     model_from_config,
+    objective_context,
 )
 from .devices import autocast, resolve_device, resolve_precision
 from .distributed import DistInfo, any_rank_max, init_distributed, shutdown_distributed
@@ -169,6 +172,10 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         data = load_training_data(cfg, dataset, device, info).to(device)
         dinfo = data_info_of(data, cfg)
         parts = build_components(cfg, dinfo, device, precision)
+        context = objective_context(
+            cfg, folder.path, device, precision, data, dinfo, parts, info, resume is not None
+        )
+        call_setup(parts.objective, context)  # teachers, pairs: before a restore
         ckpt = Checkpointer(folder.path, parts, cfg, dinfo, precision, writes=info.is_main)
         start, seconds = (0, 0.0) if resume is None else ckpt.restore(resume)
         history = folder.start(start)  # only now is an old run replaced
@@ -256,6 +263,7 @@ class _Loop:
         idx = self.order.indices(step)[info.rank * self.local_b : (info.rank + 1) * self.local_b]
         x1, y = self.data.batch(idx, self.device)
         y = y if self.dinfo["num_classes"] else None
+        call_on_step(p.objective, step, cfg.steps)
         self.gen.manual_seed(step_seed(cfg.seed, step, info.rank))
         with autocast(self.device, self.precision):
             # Rank r's rows are rows r*B/W.. of the global batch: with this index, the level
