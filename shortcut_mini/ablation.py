@@ -1,13 +1,13 @@
 """Small ablations: train variants of one config over seeds, tabulate the distance per step budget.
 
-An ablation *group* varies one design choice of the book's design notes (the fraction ``k`` of
+An ablation *group* varies one design choice of :ref:`the book's design notes <design-decisions>` (the fraction ``k`` of
 self-consistency rows, EMA or online targets, the level embedding, discrete ``t``, weight
 decay); each *variant* of a group is a dict of :class:`~shortcut_mini.TrainConfig` fields that
 replace the base config's. Variants with the same resulting config (e.g. the default variant of
 every group) are trained once per seed and shared between groups.
 
 For 2D toys every trained run is sampled from its EMA weights at each step budget with the same
-noise (``noise_seed``) and compared with held-out points of the toy (the book's design notes: the
+noise (``noise_seed``) and compared with held-out points of the toy (:ref:`the book's design notes <design-evaluation>`: the
 sliced Wasserstein distance, 4,096 samples against 4,096 held-out points), by the sweep of
 :func:`~shortcut_mini.evaluate.evaluate`. The result holds one
 record per (group, variant, seed, budget) and reduces them to mean and standard deviation over

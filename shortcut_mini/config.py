@@ -93,7 +93,7 @@ def _data_names() -> list[str]:
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run (defaults follow the book's design notes and the paper).
+    """Settings of one training run (defaults follow :ref:`the book's design notes <design-decisions>` and the paper).
 
     Attributes:
         data: dataset name (``shortcut-mini names`` lists them).

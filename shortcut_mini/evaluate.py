@@ -1,7 +1,7 @@
 """Step-budget sweeps: sample quality as a function of the number of sampling steps.
 
 A shortcut model's claim is quality per step budget, so every chapter, test and reproduction
-measures it with :func:`evaluate`, which follows the book's design notes:
+measures it with :func:`evaluate`, which follows :ref:`the book's design notes <design-evaluation>`:
 
 - **2D runs**: the sliced Wasserstein-2 distance (``"SWD"``, not squared) between ``n`` samples
   (default 4,096) and ``n`` held-out points of the toy, drawn with a seed disjoint from the
@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 DEFAULT_STEPS = DEFAULT_BUDGETS
-"""The step budgets every table reports (the book's design notes)."""
+"""The step budgets every table reports (:ref:`the book's design notes <design-evaluation>`)."""
 
 SWD_DIRECTIONS = 512
 SWD_SEED = 0
@@ -519,6 +519,22 @@ def _device(run, use_ema: bool) -> torch.device:
     return next((run.ema if use_ema else run.model).parameters()).device
 
 
+def _run_for_budget(run, budget: int):
+    """The weights that sample ``budget`` steps: a progressive-distillation run keeps one student
+    per budget in its folder (:func:`~shortcut_mini.budget_runs.run_for_budget`); every other run
+    samples every budget itself."""
+    if run.config.method != "progressive_distillation":
+        return run
+    if run.out_dir is None:
+        raise ValueError(
+            "a progressive_distillation run samples each budget with that stage's student, kept "
+            "in its out_dir; train it with an out_dir (or load it with load_run(folder))"
+        )
+    from .budget_runs import run_for_budget
+
+    return run_for_budget(run.out_dir, budget, device=_device(run, True))
+
+
 def _timed_sample(run, n: int, budget: int, **sample_kw) -> tuple[torch.Tensor, float]:
     """``n`` samples at one budget and the wall time to draw them; latent runs are decoded
     (FID is measured on images), inside the timing."""
@@ -597,8 +613,9 @@ def sweep(
     with _progress_bar(progress, len(steps) * len(seeds), metric) as bar:
         for budget in steps:
             scores, secs = [], []
+            budget_run = _run_for_budget(run, budget)
             for s in seeds:
-                x, sec = _timed_sample(run, metric.n, budget, seed=s, y=labels[s], **kw)
+                x, sec = _timed_sample(budget_run, metric.n, budget, seed=s, y=labels[s], **kw)
                 scores.append(metric.score(x))
                 secs.append(sec)
                 if bar is not None:

@@ -24,7 +24,7 @@ __all__ = [
 
 
 DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128)
-"""The step budgets every table reports: the powers of two from one step to the paper's M = 128."""
+"""The step budgets every table reports, the powers of two from one step to the paper's M = 128."""
 
 
 def check_base_steps(M: int) -> int:

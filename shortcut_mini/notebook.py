@@ -4,7 +4,7 @@ A chapter reads its *profile* (how big a run to make) with :func:`get_profile`: 
 variable ``SHORTCUT_MINI_PROFILE`` when set, else ``gpu`` when a CUDA device is present and ``cpu``
 otherwise, and it prints which one runs and why. Its last cell
 prints :func:`run_record`, so that every figure in the book can be traced to the profile, device,
-commit and wall time that produced it (the book's design notes). :func:`in_colab` tells the first
+commit and wall time that produced it (:ref:`the book's design notes <design-evaluation>`). :func:`in_colab` tells the first
 cells whether they run in Google Colab.
 
 This module imports nothing heavy at import time; ``torch`` is imported only inside

@@ -224,7 +224,7 @@ PROFILES: dict[str, Chapter] = {
             n_eval=4096,
             budgets=(1, 4, 128),
             log_runs=False,
-            plot_cols=3,
+            plot_cols=2,
             level_batches=(16, 32, 64, 128, 256),
             fm_over_shortcut_1step=3.0,
             swd_128_max=0.12,
@@ -266,7 +266,7 @@ _MINI = dict(
     model="dit-mini",  # hidden 256, depth 6, 4 heads, patch 2
     steps=8_000,
     batch_size=256,
-    # 3e-4, not the paper's 1e-4: a run here is ~1/50 of the paper's 400k steps, and a 6M-parameter
+    # 3e-4, not the paper's 1e-4: a run here is ~1/50 of the paper's 400k steps, and a 7.4M-parameter
     # DiT with adaLN-Zero trains stably at 3e-4 (lower it with --set lr=1e-4 to match the paper).
     lr=3e-4,
     class_conditional=False,  # as the paper's CelebA-HQ Table 1 (unconditional)
@@ -342,9 +342,9 @@ PRESETS: dict[str, dict] = {
         eval=dict(metric="inception", n=10_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
-            "100,000 steps x 256 = 25.6M images; measured DiT-S/2 on 3x32x32 (H200, bf16): "
-            "5,806 img/s compiled (the book's design notes): about 74 min per run on an H200, "
-            "plus evaluation."
+            "100,000 steps x 256 = 25.6M images; the DiT-S/2 step on 3x32x32 has not been "
+            "measured here (python benchmarks/speed.py --models dit-s measures it), plus "
+            "evaluation."
         ),
     ),
     "celeba64": dict(
@@ -398,9 +398,10 @@ PRESETS: dict[str, dict] = {
         eval=dict(metric="inception", n=50_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
-            "400,000 steps x 64 = 25.6M latents; measured DiT-B/2 on 4x32x32 (H200, bf16, batch "
-            "256): 2,318 img/s compiled (the book's design notes): about 3.1 h per run on an H200 at "
-            "that throughput (batch 64 runs slower), plus encoding the 30k images once and FID-50k."
+            "400,000 steps x 64 = 25.6M latents; measured DiT-B/2 shortcut step on 4x32x32 (H200, "
+            "bf16, batch 256, compiled): 2,386 img/s (benchmarks/results/speed.json): about 3.0 h "
+            "per run on an H200 at that throughput (batch 64 runs slower), plus encoding the 30k "
+            "images once and FID-50k."
         ),
     ),
     "imagenet256": dict(
@@ -430,9 +431,10 @@ PRESETS: dict[str, dict] = {
         eval=dict(metric="inception", n=50_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
-            "800,000 steps x 256 = 204.8M latents: about 25 h per run on one H200 at 2,318 img/s "
-            "(the book's design notes), or torchrun over several GPUs; plus encoding 1.28M images once "
-            "(latents cached as float16, about 10.5 GB) and FID-50k."
+            "800,000 steps x 256 = 204.8M latents: about 24 h per run on one H200 at the measured "
+            "2,386 img/s of the DiT-B/2 shortcut step (benchmarks/results/speed.json), or torchrun "
+            "over several GPUs; plus encoding 1.28M images once (latents cached as float16, about "
+            "10.5 GB) and FID-50k."
         ),
     ),
 }

@@ -42,7 +42,7 @@ CLASSIFIER_DATASETS = ("mnist", "fashion_mnist", "digits")
 """Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)")."""
 
 POINTS_N = 4096
-"""Held-out points of a 2D toy (and samples compared with them), the book's design notes."""
+"""Held-out points of a 2D toy (and samples compared with them), :ref:`the book's design notes <design-evaluation>`."""
 
 
 @dataclass

@@ -374,3 +374,20 @@ def test_two_processes_share_the_pairs_and_the_stages(tmp_path, tiny_config, tea
     )
     assert set(budget_sources(tmp_path / "pd")) == {8, 4, 2, 1}
     assert load_checkpoint(tmp_path / "pd")["objective"]["stage"] == 2
+
+
+def test_evaluate_samples_each_budget_with_that_stages_student(tmp_path, tiny_config, teacher_dir):
+    """``evaluate`` of a progressive-distillation run: the row of budget N is the distance of
+    the N-step student's samples (``run_for_budget``), not the final 1-step student's."""
+    from shortcut_mini import evaluate, sample
+    from shortcut_mini.metrics import sliced_wasserstein
+    from shortcut_mini.reference import held_out_points
+
+    cfg = _student(tiny_config, "progressive_distillation", teacher=str(teacher_dir))
+    run = train(cfg.replace(out_dir=str(tmp_path)))
+    table = evaluate(run, steps=(1, 2, 4), n=128, seeds=(0,), progress=False)
+    ref = held_out_points(cfg.data, 128, cfg.seed).points
+    for budget in (1, 2, 4):
+        x = sample(run_for_budget(tmp_path, budget), 128, steps=budget, seed=0)
+        assert table[budget]["distance"] == pytest.approx(sliced_wasserstein(x, ref))
+    assert table[2]["distance"] != table[4]["distance"]

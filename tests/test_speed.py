@@ -90,7 +90,9 @@ def test_guided_rows_as_indices_equal_the_mask():
     kw = dict(clip=None, guidance_scale=3.0)
     mask = self_consistency_target(Cond(), x, t, level, y, guided_rows=level == 2, **kw)
     idx = self_consistency_target(Cond(), x, t, level, y, guided_rows=torch.tensor([0, 2, 5]), **kw)
-    none = self_consistency_target(Cond(), x, t, level, y, guided_rows=torch.tensor([]).long(), **kw)
+    none = self_consistency_target(
+        Cond(), x, t, level, y, guided_rows=torch.tensor([]).long(), **kw
+    )
     assert torch.equal(mask, idx)
     assert torch.equal(none, self_consistency_target(Cond(), x, t, level, y, clip=None))
     assert not torch.equal(mask, none)

@@ -1,4 +1,4 @@
-"""Evaluation metrics (the book's design notes).
+"""Evaluation metrics (:ref:`the book's design notes <design-evaluation>`).
 
 - :func:`frechet_distance`, :class:`FeatureStats`: Frechet distance of Gaussian-fitted features;
 - :func:`sliced_wasserstein`: the 2D metric;

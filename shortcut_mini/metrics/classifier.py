@@ -4,7 +4,7 @@ Inception-v3 (the standard FID) was trained on ImageNet photographs; on 28x28 gr
 garments its features say little, and its weights are not always downloadable. For the MNIST
 family the book therefore reports the Frechet distance of the penultimate-layer features of a small
 classifier trained on the dataset itself. Such numbers are comparable only with the same
-classifier, so they are reported as "FD (classifier)", never as FID (the book's design notes).
+classifier, so they are reported as "FD (classifier)", never as FID (:ref:`the book's design notes <design-evaluation>`).
 
 Training is seeded and deterministic (``torch.use_deterministic_algorithms``, stride-2
 convolutions instead of pooling layers that lack deterministic kernels), and the result is cached

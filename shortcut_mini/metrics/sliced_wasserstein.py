@@ -6,7 +6,7 @@ projections. The sliced distance averages the squared 1D distances over random d
 
     ``SW2(x, y) = sqrt( mean_u mean_i (sort(x u)_i - sort(y u)_i)^2 )``
 
-This is the protocol of the book's design notes: 4,096 samples against 4,096 held-out data points, 512
+This is the protocol of :ref:`the book's design notes <design-evaluation>`: 4,096 samples against 4,096 held-out data points, 512
 random unit directions drawn from a seeded generator, the root taken at the end (a distance in the
 data's units, not squared). Shifting a set by a vector ``c`` gives ``sqrt(mean_u (u.c)^2)``, which
 tends to ``|c| / sqrt(D)`` for many directions in ``D`` dimensions.

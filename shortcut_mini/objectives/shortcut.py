@@ -8,7 +8,7 @@ The other ``k`` are self-consistency rows: one jump of size ``2d`` must equal tw
 
 (Eq. 5 prints ``t`` for the second query; the official code, and this one, use ``t + d``.)
 The choices below, and where they differ from the official JAX code, are listed in
-the book's design notes; each is a constructor argument.
+:ref:`the book's design notes <design-decisions>`; each is a constructor argument.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One run's results record: what it measured and what produced it (the book's design notes).
+"""One run's results record: what it measured and what produced it (:ref:`the book's design notes <design-evaluation>`).
 
 :func:`build_record` turns a trained :class:`~shortcut_mini.Run` and its
 :class:`~shortcut_mini.evaluate.EvalTable` into a dict that follows ``results.schema.json``;
