@@ -11,7 +11,7 @@ import torch
 
 from .config import TrainConfig
 from .levels import dyadic_schedule
-from .sampling import euler_sample
+from .samplers import sampler_for
 from .train.checkpoint import load_checkpoint, load_weights
 from .train.metrics_log import METRICS_NAME, read_metrics_log
 from .train.trainer import Run, model_from_config, train
@@ -137,7 +137,8 @@ def sample(
     Args:
         steps: an int (a power of two gives equal steps; another int a dyadic schedule, e.g.
             ``3 -> [1/2, 1/4, 1/4]``) or an explicit list of dyadic step sizes summing to 1.
-        seed: seeds the noise (same seed, same noise, whatever the budget).
+        seed: seeds the noise (same seed, same noise, whatever the budget) and then the fresh
+            noise of samplers that draw it (consistency training's multistep sampler).
         cfg_scale: classifier-free guidance weight (class-conditional runs; 1 = no guidance).
         y: labels, an int for all samples, or None (null label / unconditional); labels are
             ``0..num_classes-1`` (``ValueError`` otherwise).
@@ -156,26 +157,26 @@ def sample(
     device = next(model.parameters()).device
     shape = tuple(run.data_info["shape"])
     _check_sample_args(run, n, steps, cfg_scale, batch_size)
+    gen = torch.Generator().manual_seed(seed)  # the noise, then any fresh noise of the sampler
     if noise is None:
-        gen = torch.Generator().manual_seed(seed)
         noise = torch.randn((n, *shape), generator=gen)
     elif tuple(noise.shape) != (n, *shape):
         raise ValueError(f"noise must have shape {(n, *shape)}, got {tuple(noise.shape)}")
     y = _labels(y, n, run.data_info["num_classes"])
-    shortcut = run.config.method == "shortcut"
+    sampler = sampler_for(run.config.method)
     was_training = model.training
     model.eval()
     outs, trajs = [], []
     for i in range(0, n, batch_size):
         yb = None if y is None else y[i : i + batch_size].to(device)
-        res = euler_sample(
+        res = sampler(
             model,
             noise[i : i + batch_size].to(device),
             steps,
             y=yb,
             cfg_scale=cfg_scale,
-            use_step_size=shortcut,
             return_trajectory=return_trajectory,
+            generator=gen,
         )
         outs.append(res.samples.float().cpu())
         if return_trajectory:

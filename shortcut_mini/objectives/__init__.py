@@ -1,11 +1,17 @@
 """Training objectives. Each turns a batch into inputs, targets and a loss; see ``base``.
 
-=================  ================  ========================================
-name               class             paper
-=================  ================  ========================================
-``flow_matching``  ``FlowMatching``  Eq. 2; the ``d = 0`` rows of Eq. 5
-``shortcut``       ``Shortcut``      Eq. 5 (flow matching + self-consistency)
-=================  ================  ========================================
+========================  =======================  ==============================================
+name                      class                    paper
+========================  =======================  ==============================================
+``flow_matching``         ``FlowMatching``         Eq. 2; the ``d = 0`` rows of Eq. 5
+``shortcut``              ``Shortcut``             Eq. 5 (flow matching + self-consistency)
+``diffusion``             ``Diffusion``            Table 1 baseline: epsilon prediction, DDIM
+``consistency_training``  ``ConsistencyTraining``  Table 1 baseline (Song et al., 2023)
+``live_reflow``           ``LiveReflow``           Table 1 baseline: flow matching + live reflow
+``meanflow``              ``MeanFlow``             Geng et al. (2025): the MeanFlow identity
+========================  =======================  ==============================================
+
+Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``).
 """
 
 from __future__ import annotations
@@ -13,24 +19,43 @@ from __future__ import annotations
 import inspect
 
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
+from .consistency_training import ConsistencyTraining, consistency_phase, consistency_target
+from .diffusion import Diffusion
 from .flow_matching import FlowMatching
+from .live_reflow import LiveReflow, live_reflow_target
+from .meanflow import MeanFlow, meanflow_target
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
 
 __all__ = [
     "OBJECTIVES",
+    "ConsistencyTraining",
+    "Diffusion",
     "FlowMatching",
+    "LiveReflow",
+    "MeanFlow",
     "ObjectiveOutput",
     "Shortcut",
     "TrainingTargets",
     "allocate_levels",
     "build_objective",
+    "consistency_phase",
+    "consistency_target",
     "interpolate",
+    "live_reflow_target",
+    "meanflow_target",
     "objective_arguments",
     "regression_loss",
     "self_consistency_target",
 ]
 
-OBJECTIVES = {"flow_matching": FlowMatching, "shortcut": Shortcut}
+OBJECTIVES = {
+    "flow_matching": FlowMatching,
+    "shortcut": Shortcut,
+    "diffusion": Diffusion,
+    "consistency_training": ConsistencyTraining,
+    "live_reflow": LiveReflow,
+    "meanflow": MeanFlow,
+}
 
 
 def objective_arguments() -> dict[str, list[str]]:

@@ -32,6 +32,7 @@ class FlowMatching:
     """
 
     name = "flow_matching"
+    sampler = "flow"
 
     def __init__(
         self,

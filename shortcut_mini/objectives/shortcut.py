@@ -103,6 +103,7 @@ class Shortcut:
     """
 
     name = "shortcut"
+    sampler = "euler"
 
     def __init__(
         self,

@@ -14,6 +14,14 @@ from ..objectives import build_objective
 from .distributed import DistInfo
 from .ema import EMA
 
+MEANFLOW_FIELDS = (
+    "meanflow_ratio",
+    "meanflow_t_mean",
+    "meanflow_t_std",
+    "meanflow_norm_p",
+    "meanflow_norm_eps",
+)
+
 __all__ = [
     "Components",
     "build_components",
@@ -107,9 +115,11 @@ def build_components(
     ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     opt = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     objective = build_objective(
         cfg.method,
         M=cfg.M,
+        total_steps=cfg.steps * world,  # in units of the trainer's step argument (steps x ranks)
         bootstrap_fraction=cfg.bootstrap_fraction,
         t_sampling=cfg.t_sampling,
         target_weights=cfg.target_weights,
@@ -117,5 +127,6 @@ def build_components(
         class_dropout=cfg.class_dropout if dinfo["num_classes"] else 0.0,
         num_classes=dinfo["num_classes"],
         guidance_scale=cfg.guidance_scale,
+        **{k: getattr(cfg, k) for k in MEANFLOW_FIELDS},
     )
     return Components(model, ema, opt, scaler, objective)
