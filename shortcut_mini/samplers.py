@@ -23,7 +23,10 @@ from .levels import dyadic_schedule, flow_level
 from .noise_schedule import vp_alpha_sigma
 from .sampling import SampleResult, euler_sample
 
-__all__ = ["SAMPLERS", "consistency_sample", "ddim_sample", "sampler_for"]
+__all__ = ["DDIM_CLIP", "SAMPLERS", "consistency_sample", "ddim_sample", "sampler_for"]
+
+DDIM_CLIP = 4.0
+"""DDIM clamps its data estimate to ``[-DDIM_CLIP, DDIM_CLIP]`` (see :func:`ddim_sample`)."""
 
 
 def _guided(model: nn.Module, x, t, level, y, cfg_scale: float) -> torch.Tensor:
@@ -49,12 +52,17 @@ def ddim_sample(
     cfg_scale: float = 1.0,
     return_trajectory: bool = False,
     generator: torch.Generator | None = None,
+    clip: float | None = DDIM_CLIP,
 ) -> SampleResult:
     """Deterministic DDIM (Song et al., 2021, Eq. 12 with sigma = 0) for an epsilon model.
 
-    With ``eps = model(x, t)``: ``x1_hat = (x - sigma(t) eps) / alpha(t)``, then
+    With ``eps = model(x, t)``: ``x1_hat = clip((x - sigma(t) eps) / alpha(t))``, then
     ``x <- alpha(t + d) x1_hat + sigma(t + d) eps``; the last step (``t + d = 1``) returns
-    ``x1_hat``. The schedule is ``noise_schedule.vp_alpha_sigma``.
+    ``x1_hat``. The schedule is ``noise_schedule.vp_alpha_sigma``. Near the noise end
+    ``1 / alpha`` is about 150, so a small error of ``eps`` makes a far-off ``x1_hat``; as DDPM's
+    own sampler does (it clips to the image range), the data estimate is clamped to
+    ``[-clip, clip]`` (default 4, the official code's bound for its targets: wide enough for
+    images in [-1, 1], the 2D toys and standardised latents; None: no clamp).
     """
     schedule = dyadic_schedule(steps, model.M)
     x, t = noise, torch.zeros(noise.shape[0], device=noise.device)
@@ -65,6 +73,8 @@ def ddim_sample(
         alpha, sigma = vp_alpha_sigma(t)
         alpha_next, sigma_next = vp_alpha_sigma((t + d).clamp(max=1.0))
         x1_hat = (x - _column(sigma, x) * eps) / _column(alpha, x)
+        if clip is not None:
+            x1_hat = x1_hat.clamp(-clip, clip)
         x = _column(alpha_next, x) * x1_hat + _column(sigma_next, x) * eps
         t = t + d
         if return_trajectory:

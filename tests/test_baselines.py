@@ -103,9 +103,10 @@ def test_ddim_updates_by_hand():
     log_a2 = {0.0: -(0.1 + 0.5 * 19.9), 0.5: -(0.05 + 0.5 * 19.9 * 0.25)}
     a = {t: math.exp(v / 2) for t, v in log_a2.items()} | {1.0: 1.0}
     s = {t: math.sqrt(1 - a[t] ** 2) for t in a}
-    one = ddim_sample(Linear(b=c), x, 1).samples  # t = 0 -> 1: x1_hat = (x - sigma c) / alpha
+    one = ddim_sample(Linear(b=c), x, 1, clip=None).samples  # x1_hat = (x - sigma c) / alpha
     assert math.isclose(one.item(), (1.0 - s[0.0] * c) / a[0.0], rel_tol=1e-5)
-    res = ddim_sample(Linear(b=c), x, 2, return_trajectory=True)
+    assert ddim_sample(Linear(b=c), x, 1).samples.item() == 4.0  # ~76, clamped to the bound
+    res = ddim_sample(Linear(b=c), x, 2, return_trajectory=True, clip=None)
     mid = a[0.5] * (1.0 - s[0.0] * c) / a[0.0] + s[0.5] * c  # t = 0 -> 1/2
     assert math.isclose(res.trajectory[1].item(), mid, rel_tol=1e-5)
     assert math.isclose(res.samples.item(), (mid - s[0.5] * c) / a[0.5], rel_tol=1e-5)
