@@ -14,6 +14,7 @@ from shortcut_mini.models.mlp import MLPVelocity
 from shortcut_mini.noise_schedule import vp_alpha_sigma
 from shortcut_mini.objectives import (
     ConsistencyTraining,
+    Diffusion,
     LiveReflow,
     MeanFlow,
     consistency_phase,
@@ -96,6 +97,17 @@ def test_noise_schedule_matches_ddpm_at_its_ends():
     assert alpha[1] == 1 and sigma[1] == 0
     assert math.isclose(alpha[0].item() ** 2, math.exp(-(0.1 + 0.5 * 19.9)), rel_tol=1e-5)
     assert torch.allclose(alpha**2 + sigma**2, torch.ones(2))
+
+
+def test_diffusion_targets_are_the_noise_of_a_point_on_the_ddpm_path():
+    x1, x0 = torch.randn(6, 2), torch.randn(6, 2)
+    gen = torch.Generator().manual_seed(0)
+    targets = Diffusion(M=128).make_targets(x1, None, generator=gen, x0=x0)
+    alpha, sigma = vp_alpha_sigma(targets.t)
+    assert torch.equal(targets.target, x0)
+    assert torch.allclose(targets.x_t, alpha[:, None] * x1 + sigma[:, None] * x0)
+    assert torch.all(targets.t * 128 == torch.round(targets.t * 128)) and torch.all(targets.t < 1)
+    assert torch.all(targets.level == 7)  # no step size: the flow token throughout
 
 
 def test_ddim_updates_by_hand():
