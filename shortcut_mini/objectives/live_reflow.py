@@ -14,6 +14,10 @@ Differences from the official code: every example of the batch is used once (it 
 is the shortcut model's 1/4 (official: 1/8 for both); a reflow row is generated with its own
 label (the official code generates it unconditionally unless guidance is on, yet trains it
 with the label).
+
+Sampling (``samplers``: ``euler``), as the official code evaluates it: each step of ``1/N`` uses
+the level token of its size, so 1 step uses the reflow-trained ``d = 1`` token and ``M`` steps
+the flow token, while the budgets between query tokens live reflow never trains.
 """
 
 from __future__ import annotations
