@@ -282,3 +282,15 @@ def test_method_trains_resumes_exactly_and_samples(method, tmp_path, tiny_config
         x = sample(loaded, 32, steps, seed=1)
         assert x.shape == (32, 2) and torch.isfinite(x).all()
         assert torch.equal(x, sample(resumed, 32, steps, seed=1))
+
+
+def test_the_jvp_runs_on_the_module_under_ddp_and_compile_wrappers():
+    from types import SimpleNamespace
+
+    from shortcut_mini.objectives.meanflow import unwrap_module
+
+    net = MLPVelocity(dim=2, width=16, depth=1, level_embedding="sin_d")
+    compiled = torch.compile(net)  # wraps lazily: nothing is compiled until it is called
+    assert unwrap_module(compiled) is net
+    assert unwrap_module(SimpleNamespace(module=compiled)) is net  # DDP(compile(model))
+    assert unwrap_module(net) is net
