@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from fractions import Fraction
@@ -11,6 +12,7 @@ import torch
 
 from .config import TrainConfig
 from .levels import dyadic_schedule
+from .samplers import euler_step_size, sampler_for
 from .sampling import euler_sample, sample_in_batches
 from .speed import (
     COMPILE_MIN_IMAGE_STEPS,
@@ -142,24 +144,29 @@ def _sampling_network(run: Run, model, compile: bool | None, image_steps: int):
     return run.compiled[key]
 
 
-def _trajectories(model, noise, steps, y, cfg_scale, shortcut, batch_size, device, precision):
-    """Samples and trajectories ``[steps + 1, n, ...]``, batch by batch, on the CPU."""
+def _in_batches(
+    sampler, model, noise, steps, y, cfg_scale, batch_size, device, precision, trajectory, gen
+):
+    """Samples (and trajectories ``[steps + 1, n, ...]``), batch by batch, on the CPU: the path
+    of samplers with fresh noise or a trajectory (the Euler samplers' fast path is
+    :func:`~shortcut_mini.sampling.sample_in_batches`)."""
     outs, trajs = [], []
     with sampling_autocast(precision, device):
         for i in range(0, noise.shape[0], batch_size):
             yb = None if y is None else y[i : i + batch_size].to(device)
-            res = euler_sample(
+            res = sampler(
                 model,
                 noise[i : i + batch_size].to(device),
                 steps,
                 y=yb,
                 cfg_scale=cfg_scale,
-                use_step_size=shortcut,
-                return_trajectory=True,
+                return_trajectory=trajectory,
+                generator=gen,
             )
             outs.append(res.samples.float().cpu())
-            trajs.append(torch.stack([x.float().cpu() for x in res.trajectory]))
-    return torch.cat(outs), torch.cat(trajs, dim=1)
+            if trajectory:
+                trajs.append(torch.stack([x.float().cpu() for x in res.trajectory]))
+    return torch.cat(outs), (torch.cat(trajs, dim=1) if trajectory else None)
 
 
 def sample(
@@ -182,7 +189,9 @@ def sample(
     Args:
         steps: an int (a power of two gives equal steps; another int a dyadic schedule, e.g.
             ``3 -> [1/2, 1/4, 1/4]``) or an explicit list of dyadic step sizes summing to 1.
-        seed: seeds the noise (same seed, same noise, whatever the budget and the device).
+        seed: seeds the noise (same seed, same noise, whatever the budget and the device) and
+            then the fresh noise of samplers that draw it (consistency training's multistep
+            sampler).
         cfg_scale: classifier-free guidance weight (class-conditional runs; 1 = no guidance).
         y: labels, an int for all samples, or None (null label / unconditional); labels are
             ``0..num_classes-1`` (``ValueError`` otherwise).
@@ -207,24 +216,29 @@ def sample(
     shape = tuple(run.data_info["shape"])
     _check_sample_args(run, n, steps, cfg_scale, batch_size)
     sampling_dtype(precision, device)  # a bad precision is refused before any work
+    gen = torch.Generator().manual_seed(seed)  # the noise, then any fresh noise of the sampler
     if noise is None:
-        gen = torch.Generator().manual_seed(seed)
         pinned = device.type == "cuda"  # the same values, in memory the GPU copies from async
         noise = torch.empty((n, *shape), pin_memory=pinned).normal_(generator=gen)
     elif tuple(noise.shape) != (n, *shape):
         raise ValueError(f"noise must have shape {(n, *shape)}, got {tuple(noise.shape)}")
     y = _labels(y, n, run.data_info["num_classes"])
-    shortcut = run.config.method == "shortcut"
+    step_size = euler_step_size(run.config.method)  # None: a sampler of its own (DDIM, ...)
     was_training = model.training
     model.eval()
     try:
-        if return_trajectory:
-            args = (noise, steps, y, cfg_scale, shortcut, batch_size, device, precision)
-            samples, trajectory = _trajectories(model, *args)
+        if step_size is None or return_trajectory:
+            sampler = (
+                sampler_for(run.config.method)
+                if step_size is None
+                else functools.partial(euler_sample, use_step_size=step_size)
+            )
+            args = (noise, steps, y, cfg_scale, batch_size, device, precision)
+            samples, trajectory = _in_batches(sampler, model, *args, return_trajectory, gen)
         else:
             work = n * len(dyadic_schedule(steps, run.config.M))
             net = _sampling_network(run, model, compile, work)
-            opts = dict(y=y, cfg_scale=cfg_scale, use_step_size=shortcut, batch_size=batch_size)
+            opts = dict(y=y, cfg_scale=cfg_scale, use_step_size=step_size, batch_size=batch_size)
             samples = sample_in_batches(
                 net, noise, steps, precision=precision, pad_batches=net is not model, **opts
             )

@@ -5,8 +5,9 @@ Accepted names (``shortcut_mini.names()`` prints them):
 - ``data``: 2D toys ``checkerboard``, ``moons``, ``8gaussians``, ``spirals`` (and the other
   names of ``shortcut_mini.data.DATASETS``); images ``digits``, ``mnist``, ``fashion_mnist``,
   ``cifar10``, ``celeba64``, ``image_folder:PATH``
-- ``method``: ``flow_matching``, ``shortcut``; with a teacher: ``consistency_distillation``,
-  ``progressive_distillation``, ``reflow``
+- ``method``: ``flow_matching``, ``shortcut``; the paper's baselines ``diffusion``,
+  ``consistency_training``, ``live_reflow``; with a teacher: ``consistency_distillation``,
+  ``progressive_distillation``, ``reflow``; ``meanflow`` (needs ``level_embedding='sin_d'``)
 - ``model``: ``mlp``, ``mlp-small`` (2D); ``dit-tiny``, ``dit-mini``, ``dit-s``, ``dit-b``,
   ``dit-xl`` (images)
 - ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``
@@ -97,8 +98,9 @@ class TrainConfig:
 
     Attributes:
         data: dataset name (``shortcut-mini names`` lists them).
-        method: ``"shortcut"`` (paper Eq. 5), ``"flow_matching"``, or a method that distils a
-            teacher (``shortcut-mini names`` lists them).
+        method: ``"shortcut"`` (paper Eq. 5), ``"flow_matching"``, a baseline of the paper's
+            Table 1 (``"diffusion"``, ``"consistency_training"``, ``"live_reflow"``, or a method
+            that distils a ``teacher``), or ``"meanflow"`` (``shortcut-mini names`` lists them).
         model: model preset name (``shortcut-mini names`` lists them).
         steps: total optimizer steps.
         batch_size: global batch size (split over GPUs under ``torchrun``).
@@ -111,7 +113,8 @@ class TrainConfig:
         ema_decay: EMA of the weights, decay ``min(ema_decay, (1+s)/(10+s))`` with warm-up.
         ema_warmup: use the EMA warm-up above (else a constant ``ema_decay``).
         M: base steps (power of two), the finest step size ``1/M``.
-        bootstrap_fraction: k, the fraction of the batch given self-consistency targets.
+        bootstrap_fraction: k, the fraction of the batch given self-consistency targets (live
+            reflow: the fraction given reflow targets).
         t_sampling: how ``t`` is drawn (see ``objectives.Shortcut``).
         target_weights: which weights compute the self-consistency targets.
         clip: clamp bound used in the self-consistency targets (None: off; see
@@ -119,7 +122,13 @@ class TrainConfig:
         class_conditional: condition on labels.
         class_dropout: probability of the null label during training (for CFG).
         guidance_scale: guided self-consistency targets when > 0.
-        level_embedding: how the step-size level enters the network.
+        level_embedding: how the step-size level enters the network (``meanflow`` needs
+            ``sin_d``, the only one that takes a continuous step size).
+        meanflow_ratio: MeanFlow's share of rows with a jump ``d > 0`` (paper's ImageNet: 0.25).
+        meanflow_t_mean: mean of MeanFlow's logit-normal times (paper's convention, 1 = noise).
+        meanflow_t_std: standard deviation of that logit-normal.
+        meanflow_norm_p: power ``p`` of MeanFlow's adaptive loss weight ``1 / (L + c)^p``.
+        meanflow_norm_eps: the constant ``c`` of that weight.
         model_overrides: fields replacing the model preset's (e.g. ``{"depth": 2}``).
         data_root: where downloaded datasets live.
         image_size: resize images to this size.
@@ -162,6 +171,11 @@ class TrainConfig:
     class_dropout: float = 0.1
     guidance_scale: float = 0.0
     level_embedding: str = "learned"
+    meanflow_ratio: float = 0.25
+    meanflow_t_mean: float = -0.4
+    meanflow_t_std: float = 1.0
+    meanflow_norm_p: float = 1.0
+    meanflow_norm_eps: float = 0.01
     model_overrides: dict = field(default_factory=dict)
     data_root: str | None = None
     image_size: int | None = None
@@ -338,6 +352,14 @@ def _check_names(cfg: TrainConfig) -> None:
     if cfg.method not in OBJECTIVES:
         _bad("method", f"unknown method {cfg.method!r}; valid names: {sorted(OBJECTIVES)}")
     _check_teacher(cfg, getattr(OBJECTIVES[cfg.method], "needs_teacher", False))
+    embeddings = getattr(OBJECTIVES[cfg.method], "level_embeddings", None)
+    if embeddings and cfg.level_embedding not in embeddings:
+        _bad(
+            "level_embedding",
+            f"method {cfg.method!r} feeds the step size to the network as a number, which "
+            f"{cfg.level_embedding!r} cannot take; set level_embedding to one of "
+            f"{list(embeddings)}",
+        )
     if cfg.model not in _model_presets():
         _bad("model", f"unknown model {cfg.model!r}; valid names: {sorted(_model_presets())}")
     choices = {
@@ -383,6 +405,8 @@ def _check_numbers(cfg: TrainConfig) -> None:
     except ValueError as e:
         _bad("M", str(e))
     floats = ("lr", "weight_decay", "ema_decay", "bootstrap_fraction", "class_dropout")
+    floats += ("meanflow_ratio", "meanflow_t_mean", "meanflow_t_std", "meanflow_norm_p")
+    floats += ("meanflow_norm_eps",)
     for name in (*floats, "guidance_scale", "clip"):
         v = getattr(cfg, name)
         if v is not None and not math.isfinite(v):
@@ -395,6 +419,10 @@ def _check_numbers(cfg: TrainConfig) -> None:
         "class_dropout": (0, 1, True, "in [0, 1)"),
         "guidance_scale": (0, math.inf, True, ">= 0 (0: off)"),
         "clip": (0, math.inf, False, "positive (official code: 4), or none for no clamp"),
+        "meanflow_ratio": (0, 1 + 1e-12, True, "in [0, 1] (paper's ImageNet: 0.25)"),
+        "meanflow_t_std": (0, math.inf, False, "positive (paper's ImageNet: 1.0)"),
+        "meanflow_norm_p": (0, math.inf, True, ">= 0 (paper's ImageNet: 1.0; 0: no weighting)"),
+        "meanflow_norm_eps": (0, math.inf, False, "positive (paper's ImageNet: 0.01)"),
     }
     for name, (lo, hi, closed, words) in ranges.items():
         v = getattr(cfg, name)

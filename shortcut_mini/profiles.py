@@ -254,6 +254,34 @@ PROFILES: dict[str, Chapter] = {
         ci=dict(overrides={"steps": 10}),
         gpu=dict(overrides={"steps": 200, "device": "auto"}),
     ),
+    "08_few_step_methods": chapter(
+        # every method of ``methods`` trained with one budget on the same toy and network; bounds
+        # the chapter asserts: shortcut's 1-step SWD < ratio_max * flow matching's, and every
+        # method's best budget below best_max. Methods slot in by name (another objective: add
+        # it to ``methods``; its config extras go in the chapter's ``method_settings``).
+        defaults=dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=3000,
+            batch_size=256,
+            lr=1e-3,
+            n_data=20000,
+            n_eval=4096,
+            n_show=1024,
+            methods=(
+                "flow_matching",
+                "shortcut",
+                "diffusion",
+                "consistency_training",
+                "live_reflow",
+                "meanflow",
+            ),
+            ratio_max=0.4,
+            best_max=0.2,
+        ),
+        ci=dict(steps=400, n_eval=1024, n_show=512, ratio_max=0.6, best_max=0.35),
+        gpu=dict(model="mlp", steps=20000, batch_size=1024, n_data=100000, n_show=2048),
+    ),
 }
 
 # Reproduction presets (``shortcut-mini reproduce PRESET``; see shortcut_mini/reproduce/presets.py).

@@ -90,7 +90,11 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    """``s_theta(x, t, level, y) -> velocity`` for images ``[B, C, H, W]`` (H = W)."""
+    """``s_theta(x, t, level, y) -> velocity`` for images ``[B, C, H, W]`` (H = W).
+
+    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` it may instead be
+    the step size ``d`` itself, a float tensor (MeanFlow's continuous step).
+    """
 
     def __init__(
         self,

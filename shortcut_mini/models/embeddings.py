@@ -53,7 +53,8 @@ class LevelEmbedder(nn.Module):
 
     ``kind="learned"`` (this project's default): a learned vector per level.
     ``kind="sin_level"``: the integer level through sin-cos features and an MLP (official code).
-    ``kind="sin_d"``: the step size value ``d`` itself through sin-cos features and an MLP.
+    ``kind="sin_d"``: the step size value ``d`` itself through sin-cos features and an MLP; it
+    also takes ``d`` directly, as a float tensor (a continuous step size, as MeanFlow trains).
     """
 
     def __init__(self, hidden: int, n_levels: int, kind: str = "learned"):
@@ -68,6 +69,13 @@ class LevelEmbedder(nn.Module):
             self.embed = TimestepEmbedder(hidden, scale=1.0 if kind == "sin_level" else 1000.0)
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:
+        if level.is_floating_point():
+            if self.kind != "sin_d":
+                raise ValueError(
+                    f"a continuous step size (a float tensor d) needs level_embedding='sin_d', "
+                    f"not {self.kind!r}: set TrainConfig.level_embedding='sin_d'"
+                )
+            return self.embed(level)
         if self.kind == "learned":
             return self.table(level)
         if self.kind == "sin_level":

@@ -26,7 +26,11 @@ class ResidualBlock(nn.Module):
 
 
 class MLPVelocity(nn.Module):
-    """``s_theta(x_t, t, d)`` for points in R^dim: residual MLP modulated by t, level and label."""
+    """``s_theta(x_t, t, d)`` for points in R^dim: residual MLP modulated by t, level and label.
+
+    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` it may instead be
+    the step size ``d`` itself, a float tensor (MeanFlow's continuous step).
+    """
 
     def __init__(
         self,

@@ -1,18 +1,22 @@
 """Training objectives. Each turns a batch into inputs, targets and a loss; see ``base``.
 
-============================  ===========================  ========================================
+============================  ===========================  =====================================
 name                          class                        paper
-============================  ===========================  ========================================
+============================  ===========================  =====================================
 ``flow_matching``             ``FlowMatching``             Eq. 2; the ``d = 0`` rows of Eq. 5
 ``shortcut``                  ``Shortcut``                 Eq. 5 (flow matching + self-consistency)
+``diffusion``                 ``Diffusion``                Table 1 baseline: epsilon prediction, DDIM
+``consistency_training``      ``ConsistencyTraining``      Table 1 baseline (Song et al., 2023)
+``live_reflow``               ``LiveReflow``               Table 1 baseline: flow matching + live reflow
 ``consistency_distillation``  ``ConsistencyDistillation``  Table 1 baseline; needs a teacher
 ``progressive_distillation``  ``ProgressiveDistillation``  Table 1 baseline; needs a teacher
 ``reflow``                    ``Reflow``                   Table 1 baseline; needs a teacher
-============================  ===========================  ========================================
+``meanflow``                  ``MeanFlow``                 Geng et al. (2025): the MeanFlow identity
+============================  ===========================  =====================================
 
-The methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run
-named by ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in
-``lifecycle``.
+Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``). The
+methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run named by
+``TrainConfig.teacher``; the hooks the trainer calls on every objective are in ``lifecycle``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from .base import (
     regression_loss,
 )
 from .consistency_distillation import ConsistencyDistillation
+from .consistency_training import ConsistencyTraining, consistency_phase, consistency_target
+from .diffusion import Diffusion
 from .flow_matching import FlowMatching
 from .lifecycle import ObjectiveContext, ObjectiveHooks
+from .live_reflow import LiveReflow, live_reflow_target
+from .meanflow import MeanFlow, meanflow_target
 from .progressive_distillation import ProgressiveDistillation
 from .reflow import Reflow
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
@@ -36,27 +44,42 @@ from .shortcut import Shortcut, allocate_levels, self_consistency_target
 __all__ = [
     "OBJECTIVES",
     "ConsistencyDistillation",
+    "ConsistencyTraining",
+    "Diffusion",
+    "FlowMatching",
+    "LiveReflow",
+    "MeanFlow",
     "ObjectiveContext",
     "ObjectiveHooks",
+    "ObjectiveOutput",
     "ProgressiveDistillation",
     "Reflow",
-    "FlowMatching",
-    "ObjectiveOutput",
     "Shortcut",
     "TrainingTargets",
     "allocate_levels",
     "build_objective",
+    "consistency_phase",
+    "consistency_target",
     "group_diagnostics",
     "interpolate",
+    "live_reflow_target",
+    "meanflow_target",
     "objective_arguments",
     "regression_loss",
     "self_consistency_target",
 ]
 
-OBJECTIVES = {"flow_matching": FlowMatching, "shortcut": Shortcut}
-OBJECTIVES["consistency_distillation"] = ConsistencyDistillation
-OBJECTIVES["progressive_distillation"] = ProgressiveDistillation
-OBJECTIVES["reflow"] = Reflow
+OBJECTIVES = {
+    "flow_matching": FlowMatching,
+    "shortcut": Shortcut,
+    "diffusion": Diffusion,
+    "consistency_training": ConsistencyTraining,
+    "live_reflow": LiveReflow,
+    "consistency_distillation": ConsistencyDistillation,
+    "progressive_distillation": ProgressiveDistillation,
+    "reflow": Reflow,
+    "meanflow": MeanFlow,
+}
 
 
 def objective_arguments() -> dict[str, list[str]]:

@@ -72,6 +72,7 @@ class ConsistencyDistillation(ObjectiveHooks):
 
     name = "consistency_distillation"
     needs_teacher = True
+    sampler = "flow"  # every query uses the d = 0 token, as the official code
 
     def __init__(
         self,

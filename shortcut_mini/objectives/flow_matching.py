@@ -33,6 +33,7 @@ class FlowMatching(ObjectiveHooks):
     """
 
     name = "flow_matching"
+    sampler = "flow"
 
     def __init__(
         self,

@@ -100,6 +100,7 @@ class ProgressiveDistillation(ObjectiveHooks):
 
     name = "progressive_distillation"
     needs_teacher = True
+    sampler = "flow"  # every query uses the d = 0 token, as the official code
 
     def __init__(
         self,

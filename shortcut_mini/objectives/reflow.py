@@ -43,6 +43,7 @@ class Reflow(ObjectiveHooks):
 
     name = "reflow"
     needs_teacher = True
+    sampler = "flow"  # every query uses the d = 0 token, as the official code
 
     def __init__(
         self,

@@ -129,6 +129,7 @@ class Shortcut(ObjectiveHooks):
     """
 
     name = "shortcut"
+    sampler = "euler"
 
     def __init__(
         self,

@@ -15,6 +15,14 @@ from .devices import autocast
 from .distributed import DistInfo, barrier
 from .ema import EMA
 
+MEANFLOW_FIELDS = (
+    "meanflow_ratio",
+    "meanflow_t_mean",
+    "meanflow_t_std",
+    "meanflow_norm_p",
+    "meanflow_norm_eps",
+)
+
 __all__ = [
     "Components",
     "build_components",
@@ -109,9 +117,11 @@ def build_components(
     ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     opt = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     objective = build_objective(
         cfg.method,
         M=cfg.M,
+        total_steps=cfg.steps * world,  # in units of the trainer's step argument (steps x ranks)
         bootstrap_fraction=cfg.bootstrap_fraction,
         t_sampling=cfg.t_sampling,
         target_weights=cfg.target_weights,
@@ -121,6 +131,7 @@ def build_components(
         guidance_scale=cfg.guidance_scale,
         teacher=cfg.teacher,
         reflow_pairs=cfg.reflow_pairs,
+        **{k: getattr(cfg, k) for k in MEANFLOW_FIELDS},
     )
     return Components(model, ema, opt, scaler, objective)
 
