@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from fractions import Fraction
@@ -13,7 +12,7 @@ import torch
 from .config import TrainConfig
 from .levels import dyadic_schedule
 from .samplers import euler_step_size, sampler_for
-from .sampling import euler_sample, sample_in_batches
+from .sampling import sample_in_batches
 from .speed import (
     COMPILE_MIN_IMAGE_STEPS,
     SAMPLING_COMPILE_MODE,
@@ -228,11 +227,7 @@ def sample(
     model.eval()
     try:
         if step_size is None or return_trajectory:
-            sampler = (
-                sampler_for(run.config.method)
-                if step_size is None
-                else functools.partial(euler_sample, use_step_size=step_size)
-            )
+            sampler = sampler_for(run.config.method)
             args = (noise, steps, y, cfg_scale, batch_size, device, precision)
             samples, trajectory = _in_batches(sampler, model, *args, return_trajectory, gen)
         else:
