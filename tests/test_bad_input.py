@@ -32,6 +32,7 @@ BAD_VALUES = [
     ("log_every", "abc", "TrainConfig.log_every: 'abc' is not an integer"),
     ("clip", "abc", "TrainConfig.clip: 'abc' is not a number or none"),
     ("guidance_scale", "abc", "TrainConfig.guidance_scale: 'abc' is not a number"),
+    ("compile_mode", "fast", "TrainConfig.compile_mode: must be one of ['default', "),
     ("betas", "[0.9]", "TrainConfig.betas: '[0.9]' is not a pair of numbers"),
     ("betas", "[0.9, 1.5]", "TrainConfig.betas: must be two numbers in [0, 1)"),
     ("seed", "abc", "TrainConfig.seed: 'abc' is not an integer"),

@@ -244,7 +244,7 @@ class _Loop:
         self.gen = torch.Generator(device)
         self.guard = FiniteGuard(info, device, cfg, precision)
         # what ``cfg.compile`` means: torch.compile(mode=..., **options), see shortcut_mini.speed
-        self.compile_mode, self.compile_options = TRAINING_COMPILE_MODE, {}
+        self.compile_mode, self.compile_options = cfg.compile_mode or TRAINING_COMPILE_MODE, {}
 
     def network(self) -> nn.Module:
         net: nn.Module = self.parts.model
