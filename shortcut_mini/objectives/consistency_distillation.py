@@ -26,7 +26,7 @@ from ..levels import check_base_steps, flow_level
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .lifecycle import ObjectiveContext, ObjectiveHooks
 from .shortcut import TARGET_WEIGHTS
-from .teacher import init_student, load_teacher
+from .teacher import setup_teacher
 
 __all__ = ["ConsistencyDistillation", "consistency_distillation_target"]
 
@@ -92,19 +92,7 @@ class ConsistencyDistillation(ObjectiveHooks):
 
     def setup(self, context: ObjectiveContext) -> None:
         """Load the teacher; a fresh run starts the student from its weights."""
-        if self.teacher_path is None:
-            raise ValueError(
-                "consistency_distillation needs a teacher: set TrainConfig.teacher to the "
-                "folder of a finished flow-matching run"
-            )
-        loaded = load_teacher(
-            self.teacher_path,
-            student_config=context.config,
-            data_info=context.data_info,
-            device=context.device,
-        )
-        if not context.resumed:
-            init_student(loaded, context.model, context.ema_model)
+        loaded = setup_teacher(self.name, self.teacher_path, context)
         self.teacher = loaded.ema
 
     def make_targets(

@@ -34,7 +34,7 @@ from ..levels import check_base_steps, flow_level
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .lifecycle import ObjectiveContext, ObjectiveHooks
 from .shortcut import TARGET_WEIGHTS
-from .teacher import init_student, load_teacher
+from .teacher import setup_teacher
 
 __all__ = [
     "ProgressiveDistillation",
@@ -134,28 +134,16 @@ class ProgressiveDistillation(ObjectiveHooks):
     # ---- the trainer's hooks -----------------------------------------------------------
     def setup(self, context: ObjectiveContext) -> None:
         """Load the first teacher; a fresh run starts the student from it and its stage index."""
-        if self.teacher_path is None:
-            raise ValueError(
-                "progressive_distillation needs a teacher: set TrainConfig.teacher to the "
-                "folder of a finished flow-matching run"
-            )
         if context.total_steps < self.K:
             raise ValueError(
                 f"progressive_distillation trains {self.K} stages: it needs steps >= {self.K}, "
                 f"got {context.total_steps}"
             )
-        loaded = load_teacher(
-            self.teacher_path,
-            student_config=context.config,
-            data_info=context.data_info,
-            device=context.device,
-        )
+        loaded = setup_teacher(self.name, self.teacher_path, context)
         self.teacher, self._ctx = loaded.ema, context
         self.stage, self.stage_steps = 0, context.total_steps // self.K
-        if not context.resumed:
-            init_student(loaded, context.model, context.ema_model)
-            if context.run_dir is not None and context.is_main:
-                self._start_index(context.run_dir, loaded.path)
+        if not context.resumed and context.run_dir is not None and context.is_main:
+            self._start_index(context.run_dir, loaded.path)
 
     def on_step(self, step: int, total_steps: int) -> None:
         """At the first step of a new stage: snapshot the finished stage's student and make

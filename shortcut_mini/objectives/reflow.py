@@ -22,7 +22,7 @@ from .base import ObjectiveOutput, regression_loss
 from .flow_matching import T_SAMPLINGS, FlowMatching
 from .lifecycle import ObjectiveContext, ObjectiveHooks
 from .reflow_pairs import PAIRS_DIR, ReflowPairs, generate_pairs
-from .teacher import init_student, load_teacher
+from .teacher import setup_teacher
 
 __all__ = ["Reflow"]
 
@@ -65,19 +65,7 @@ class Reflow(ObjectiveHooks):
 
     def setup(self, context: ObjectiveContext) -> None:
         """Load the teacher, start a fresh student from it, and generate (or read) the pairs."""
-        if self.teacher_path is None:
-            raise ValueError(
-                "reflow needs a teacher: set TrainConfig.teacher to the folder of a finished "
-                "flow-matching run"
-            )
-        teacher = load_teacher(
-            self.teacher_path,
-            student_config=context.config,
-            data_info=context.data_info,
-            device=context.device,
-        )
-        if not context.resumed:
-            init_student(teacher, context.model, context.ema_model)
+        teacher = setup_teacher(self.name, self.teacher_path, context)
         n = self.n_pairs or len(context.data)
         labels = None
         if context.data_info["num_classes"]:

@@ -22,6 +22,7 @@ __all__ = [
     "TeacherError",
     "init_student",
     "load_teacher",
+    "setup_teacher",
     "SHAPE_FIELDS",
 ]
 
@@ -138,3 +139,20 @@ def init_student(teacher: Teacher, model: nn.Module, ema_model: nn.Module) -> No
     with torch.no_grad():
         model.load_state_dict(teacher.online_state)
         ema_model.load_state_dict(teacher.ema_state)
+
+
+def setup_teacher(method: str, path, context) -> Teacher:
+    """What every teacher-based objective's ``setup`` starts with: the teacher of folder
+    ``path`` (checked by :func:`load_teacher`), and, on a fresh start (not a resume), the
+    student's online and EMA weights set from it."""
+    if path is None:
+        raise ValueError(
+            f"{method} needs a teacher: set TrainConfig.teacher to the folder of a finished "
+            "flow-matching run"
+        )
+    teacher = load_teacher(
+        path, student_config=context.config, data_info=context.data_info, device=context.device
+    )
+    if not context.resumed:
+        init_student(teacher, context.model, context.ema_model)
+    return teacher
