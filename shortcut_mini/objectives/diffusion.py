@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..levels import check_base_steps, flow_level
+from ..levels import flow_level
 from ..noise_schedule import vp_alpha_sigma
 from .base import ObjectiveOutput, TrainingTargets, drop_labels, regression_loss
-from .flow_matching import T_SAMPLINGS, sample_flow_times
+from .flow_matching import FlowMatching, sample_flow_times
 
 __all__ = ["Diffusion", "diffuse"]
 
@@ -32,7 +32,7 @@ def diffuse(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor
     return (alpha.view(shape) * x1 + sigma.view(shape) * x0).to(x1.dtype)
 
 
-class Diffusion:
+class Diffusion(FlowMatching):
     """Epsilon-prediction targets on the DDPM path (paper Table 1, "Diffusion").
 
     Args:
@@ -42,20 +42,7 @@ class Diffusion:
     """
 
     name = "diffusion"
-    sampler = "ddim"
-
-    def __init__(
-        self,
-        M: int = 128,
-        t_sampling: str = "grid",
-        class_dropout: float = 0.0,
-        num_classes: int = 0,
-    ):
-        check_base_steps(M)
-        if t_sampling not in T_SAMPLINGS:
-            raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}")
-        self.M, self.t_sampling = M, t_sampling
-        self.class_dropout, self.num_classes = class_dropout, num_classes
+    sampler = "ddim"  # the constructor is flow matching's: the same M, t, labels
 
     def make_targets(self, x1, y, *, generator, x0=None, **_) -> TrainingTargets:
         """Inputs ``x_t`` and the noise ``x0`` they hold; ``x0`` is drawn unless given."""
@@ -70,6 +57,7 @@ class Diffusion:
             y=drop_labels(y, self.class_dropout, self.num_classes, generator),
             target=x0,
             group=torch.full((n,), -1, device=x1.device, dtype=torch.long),
+            groups=(-1,),
         )
 
     def loss(self, model: nn.Module, x1, y, *, generator, **_) -> ObjectiveOutput:
