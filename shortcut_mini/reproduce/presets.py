@@ -21,6 +21,7 @@ __all__ = [
     "METRICS",
     "get_preset",
     "method_seeds",
+    "preset_runs",
     "preset_table",
     "run_config",
     "run_name",
@@ -41,6 +42,12 @@ def method_seeds(preset: str | dict, method: str) -> list[int]:
     ``method_seeds``, else the preset's ``seeds``."""
     spec = get_preset(preset) if isinstance(preset, str) else preset
     return [int(s) for s in spec.get("method_seeds", {}).get(method, spec["seeds"])]
+
+
+def preset_runs(preset: str | dict) -> list[tuple[str, int]]:
+    """Every ``(method, seed)`` run of ``preset`` (each method with its own seeds)."""
+    spec = get_preset(preset) if isinstance(preset, str) else preset
+    return [(m, s) for m in spec["methods"] for s in method_seeds(spec, m)]
 
 
 def run_name(method: str, seed: int, world_size: int = 1) -> str:
