@@ -589,3 +589,17 @@ def test_a_budget_a_run_cannot_sample_is_blank(table1_batch, tmp_path):
     md = to_markdown(aggregate([rec, other]))
     row = next(x for x in md.splitlines() if x.startswith("| progressive_distillation"))
     assert row.endswith("|  |") and "teacher images | 1 step | 3 steps |" in md
+
+
+def test_a_teacher_record_without_its_weights_stops_the_batch(table1_batch, tmp_path):
+    """A batch run in parts on another machine needs the teacher's training folder, not only its
+    record: the students start from its weights."""
+    import shutil
+
+    out, _, _ = table1_batch
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copy(out / "flow_matching_seed0.json", part)
+    with pytest.raises(ConfigError, match="copy that folder back") as e:
+        run_preset("table1_smoke", methods=["flow_matching", "reflow"], out=part, progress=False)
+    assert str(part / "runs" / "flow_matching_seed0") in str(e.value)

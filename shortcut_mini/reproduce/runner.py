@@ -247,14 +247,25 @@ def check_batch(plan: BatchPlan) -> dict:
 
 
 def _teacher_problem(plan: BatchPlan, method: str, seed: int, runs) -> str | None:
-    """Why the teacher of (method, seed) cannot be had: neither in the batch nor finished."""
+    """Why the teacher of (method, seed) cannot be had: neither in the batch nor finished, or
+    finished but without its training folder (the student starts from its weights)."""
+    from ..train.checkpoint import CHECKPOINT_NAME
+
     teacher = plan.teacher_of(method, seed)
-    if teacher is None or teacher in runs:
-        return None
-    paths = run_paths(plan.out, *teacher, plan.nproc)
-    if is_finished(paths.record, plan.preset, *teacher):
+    if teacher is None:
         return None
     t_method, t_seed = teacher
+    paths = run_paths(plan.out, t_method, t_seed, plan.nproc)
+    finished = is_finished(paths.record, plan.preset, t_method, t_seed)
+    if finished and not (paths.train_dir / CHECKPOINT_NAME).exists():
+        return (
+            f"{method} seed {seed} distils the batch's {t_method} seed {t_seed} run: its record "
+            f"{paths.record.name} is there but not its training folder {paths.train_dir} "
+            f"({CHECKPOINT_NAME}), whose weights the student starts from: copy that folder back "
+            f"into the batch, or delete {paths.record.name} to train the teacher again"
+        )
+    if finished or teacher in runs:
+        return None
     return (
         f"{method} seed {seed} distils the batch's {t_method} seed {t_seed} run ({paths.train_dir}, "
         f"record {paths.record.name}), which is neither finished nor in this batch: add "
