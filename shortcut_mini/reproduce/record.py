@@ -111,7 +111,8 @@ def teacher_info(teacher: str | os.PathLike | None) -> dict | None:
     if teacher is None:
         return None
     path = Path(teacher)
-    info = {"run": path.name, "method": None, "seed": None, "train_steps": None, "images": None}
+    info = dict(run=path.name, method=None, seed=None, train_steps=None, batch_size=None)
+    info["images"] = None
     try:
         cfg = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
