@@ -3,7 +3,9 @@
 A progressive-distillation run trains one student per budget (``M / 2``, ..., 1 steps), each
 saved at its stage end (``objectives.progressive_distillation``); sampling ``N`` steps must use
 the student of the stage that trained ``N``, with the Euler sampler. Every other method samples
-any budget with the run's own weights.
+any budget with the run's own weights. :func:`budget_weights` gives the run that samples a budget
+of a trained run; :func:`missing_budgets` names the budgets a run cannot sample (a reproduction
+table leaves those cells blank).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from pathlib import Path
 import torch
 
 from .api import load_run
+from .levels import dyadic_schedule
 from .objectives.progressive_distillation import read_stage_index
 from .train.checkpoint import load_checkpoint
 from .train.trainer import Run
 
-__all__ = ["run_for_budget", "budget_sources"]
+__all__ = ["run_for_budget", "budget_sources", "budget_weights", "missing_budgets"]
 
 
 def budget_sources(path: str | Path) -> dict[int, str]:
@@ -60,3 +63,40 @@ def run_for_budget(path: str | Path, budget: int, device: str | torch.device = "
         return run
     source = entry["file"] if entry["stage"] == "teacher" else Path(path) / entry["file"]
     return load_run(source, device)
+
+
+def _per_budget(run: Run) -> bool:
+    """True for a run that keeps one student per budget in its folder."""
+    return run.config.method == "progressive_distillation"
+
+
+def budget_weights(run: Run, budget: int) -> Run:
+    """The run that samples ``budget`` steps of the trained ``run``: ``run`` itself, or for a
+    progressive-distillation run the student of that budget's stage, loaded from its folder
+    onto the device of ``run``'s EMA weights (see :func:`run_for_budget`)."""
+    if not _per_budget(run):
+        return run
+    if run.out_dir is None:
+        raise ValueError(
+            "a progressive_distillation run samples each budget with that stage's student, kept "
+            "in its out_dir; train it with an out_dir (or load it with load_run(folder))"
+        )
+    return run_for_budget(run.out_dir, budget, device=next(run.ema.parameters()).device)
+
+
+def missing_budgets(run: Run, steps) -> dict[int, str]:
+    """``{budget: why}`` for each budget of ``steps`` that ``run`` cannot sample: above its base
+    steps ``M``, or (progressive distillation) a budget no stage trained a student for."""
+    missing = {}
+    trained = sorted(read_stage_index(run.out_dir)) if _per_budget(run) and run.out_dir else None
+    for budget in steps:
+        try:
+            dyadic_schedule(int(budget), run.config.M)
+        except ValueError as e:
+            missing[int(budget)] = str(e)
+            continue
+        if trained is not None and int(budget) not in trained:
+            missing[int(budget)] = (
+                f"progressive_distillation trains one student per budget, for {trained} only"
+            )
+    return missing

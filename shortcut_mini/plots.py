@@ -113,9 +113,12 @@ def plot_sample_grid(
     Image runs: an image grid per budget (``n`` default 64; for class-conditional runs the
     labels default to ``arange(n) % num_classes`` with one column per class). 2D runs: a scatter
     plot per budget (``n`` default 2,048), plus a leading grey "data" panel if ``reference``
-    points are given. Returns the figure (one axis per panel).
+    points are given. A progressive-distillation run samples each budget with that stage's
+    student (:func:`~shortcut_mini.budget_runs.budget_weights`). Returns the figure (one axis per
+    panel).
     """
     from .api import sample
+    from .budget_runs import budget_weights
 
     kind = run.data_info["kind"]
     nc = int(run.data_info.get("num_classes", 0))
@@ -127,7 +130,9 @@ def plot_sample_grid(
             y, nrow = torch.arange(n) % nc, nc
     else:
         n = 2048 if n is None else int(n)
-    samples = {s: sample(run, n, s, seed=seed, y=y, cfg_scale=cfg_scale) for s in steps}
+    samples = {
+        s: sample(budget_weights(run, s), n, s, seed=seed, y=y, cfg_scale=cfg_scale) for s in steps
+    }
 
     panels = ([("data", reference)] if (kind != "image" and reference is not None) else []) + [
         (f"{s} step{'s' if s != 1 else ''}", samples[s]) for s in steps

@@ -22,7 +22,15 @@ from typing import Any
 
 from .levels import DEFAULT_BUDGETS
 
-__all__ = ["PROFILE_NAMES", "PROFILES", "PRESETS", "Chapter", "chapter", "settings"]
+__all__ = [
+    "PROFILE_NAMES",
+    "PROFILES",
+    "PRESETS",
+    "TABLE1_METHODS",
+    "Chapter",
+    "chapter",
+    "settings",
+]
 
 PROFILE_NAMES = ("ci", "cpu", "gpu")
 
@@ -288,7 +296,11 @@ PROFILES: dict[str, Chapter] = {
 # Each: ``config`` (TrainConfig fields shared by every run; ``method`` and ``seed`` are set per run),
 # ``methods``, ``seeds``, ``eval`` (the step-budget sweep: metric, n samples, step budgets, sampling
 # seeds, reference split), ``grid`` (sample-grid budgets), ``description`` and ``cost`` (what one
-# run costs, quoted only from measurements, with their source).
+# run costs, quoted only from measurements, with their source). Optional: ``method_seeds``
+# (``{method: seeds}`` replacing ``seeds`` for that method) and ``method_config`` (``{method:
+# {field: value}}``, TrainConfig fields of that method's runs only, e.g. MeanFlow's
+# ``level_embedding``). A method that distils a teacher gets ``teacher=`` the batch's own
+# flow-matching run of its seed (or of seed 0), which the runner trains first.
 _BUDGETS = DEFAULT_BUDGETS
 _MINI = dict(
     model="dit-mini",  # hidden 256, depth 6, 4 heads, patch 2
@@ -310,6 +322,22 @@ _MINI_COST = (
     "on a machine includes compilation), evaluation 1.4-1.5 min; a batch of 4 runs took 16.5 min "
     "on an H200 (fashion_mnist) and 19.6 min on an H100 (mnist)."
 )
+# The paper's Table 1 at mini scale (issue 11): every method, the same network and the same
+# training images per run; the methods that distil a teacher start from the batch's flow-matching
+# run (its images are reported in their own column).
+TABLE1_METHODS = (
+    "flow_matching",
+    "shortcut",
+    "diffusion",
+    "consistency_training",
+    "live_reflow",
+    "consistency_distillation",
+    "progressive_distillation",
+    "reflow",
+    "meanflow",
+)
+_TABLE1_SEEDS = dict(flow_matching=(0, 1), shortcut=(0, 1), meanflow=(0, 1))
+_TABLE1_METHOD_CONFIG = dict(meanflow=dict(level_embedding="sin_d"))  # a continuous step size
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
@@ -331,6 +359,55 @@ PRESETS: dict[str, dict] = {
         eval=dict(metric="classifier", n=64, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=8, steps=(1, 2, 4, 8)),
         cost="seconds on a laptop CPU",
+    ),
+    "table1_smoke": dict(
+        description=(
+            "tiny CPU check of the table1 pipeline: every method, teachers included (digits 8x8, "
+            "1-block dit-tiny, seconds)"
+        ),
+        config=dict(
+            data="digits",
+            model="dit-tiny",
+            model_overrides={"depth": 1},  # a pipeline check, not a quality one
+            steps=8,  # progressive distillation needs one step per stage (7)
+            batch_size=16,
+            lr=1e-3,
+            device="cpu",
+            precision="fp32",
+            ckpt_every=4,
+            log_every=4,
+            progress=False,
+        ),
+        methods=TABLE1_METHODS,
+        seeds=(0,),
+        method_seeds=_TABLE1_SEEDS,
+        method_config={**_TABLE1_METHOD_CONFIG, "reflow": dict(reflow_pairs=32)},
+        eval=dict(metric="classifier", n=32, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=4, steps=(1, 4)),
+        cost=(
+            "seconds: the whole batch (12 runs) took 24 s on 2 CPU cores (python engine, "
+            "2026-12-02)"
+        ),
+    ),
+    "table1": dict(
+        description=(
+            "the paper's Table 1 at mini scale on Fashion-MNIST 28x28: every method, dit-mini, "
+            "the same training images per run, FD (classifier), one GPU"
+        ),
+        config=dict(data="fashion_mnist", **_MINI),
+        methods=TABLE1_METHODS,
+        seeds=(0,),
+        method_seeds=_TABLE1_SEEDS,
+        method_config=_TABLE1_METHOD_CONFIG,  # reflow: 60,000 pairs (the training set's size)
+        eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=(
+            "not run yet (no timings measured). 12 runs (flow matching, shortcut and MeanFlow on "
+            "seeds 0 and 1, the six others on seed 0), each 8,000 steps x 256 = 2.05M training "
+            "images; the distilled students (consistency distillation, progressive distillation, "
+            "reflow) start from flow_matching seed 0 (its 2.05M images in their own column); "
+            "reflow first generates 60,000 pairs with 128 teacher steps each."
+        ),
     ),
     "fashion_mnist": dict(
         description="mini-scale reproduction on Fashion-MNIST 28x28, FD (classifier), one GPU",

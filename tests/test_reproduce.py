@@ -92,6 +92,10 @@ BAD = {
     "config lacks lr": lambda r: r["config"].pop("lr"),
     "world size 0": lambda r: r.update(world_size=0),
     "world size as string": lambda r: r.update(world_size="2"),
+    "negative train images": lambda r: r.update(train_images=-1),
+    "teacher without its run": lambda r: r.update(teacher={"images": 5}),
+    "teacher images as string": lambda r: r.update(teacher_images="5"),
+    "missing budget without why": lambda r: r.update(missing_budgets=[{"steps": 3}]),
 }
 
 
@@ -102,6 +106,13 @@ def test_schema_accepts_good_and_rejects_bad(backend):
     validate_record(good_record(), backend=backend)
     assert "world_size" not in good_record()  # records older than the field stay valid
     validate_record({**good_record(), "world_size": 2}, backend=backend)
+    two_stage = {  # a student's record: its images, its teacher's, a budget it cannot sample
+        "train_images": 320,
+        "teacher": {"run": "flow_matching_seed0", "images": 320, "seed": 0},
+        "teacher_images": 320,
+        "missing_budgets": [{"steps": 3, "reason": "no student for 3 steps"}],
+    }
+    validate_record({**good_record(), **two_stage}, backend=backend)
     for name, edit in BAD.items():
         with pytest.raises(RecordError):
             validate_record(_broken(edit), backend=backend)
@@ -416,3 +427,179 @@ def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
     first = failed.error.splitlines()[0]
     assert f"full output in {log}" in first and "not divisible by the 2 processes" in first
     assert not (tmp_path / "shortcut_seed0_x2.json").exists()
+
+
+# ---- table1: every method, the two-stage ones taught by the batch's flow-matching run ----------
+
+TWO_STAGE = ("consistency_distillation", "progressive_distillation", "reflow")
+
+
+class _Killed(Exception):
+    """Stands for a kill of the batch process between two runs."""
+
+
+def test_table1_preset_is_the_issue_s_table():
+    from shortcut_mini.objectives import OBJECTIVES
+    from shortcut_mini.reproduce import method_seeds, preset_runs
+
+    spec = PRESETS["table1"]
+    assert sorted(spec["methods"]) == sorted(OBJECTIVES)  # every method
+    for method in spec["methods"]:
+        cfg = run_config("table1", method, 0, None, {"teacher": "t"} if method in TWO_STAGE else {})
+        assert (cfg.data, cfg.model) == ("fashion_mnist", "dit-mini")
+        assert cfg.steps * cfg.batch_size == 8_000 * 256  # the same training images per run
+        assert cfg.level_embedding == ("sin_d" if method == "meanflow" else "learned")
+        wanted = 2 if method in ("flow_matching", "shortcut", "meanflow") else 1
+        assert len(method_seeds("table1", method)) >= wanted, method
+    assert list(spec["eval"]["steps"]) == BUDGETS and spec["eval"]["metric"] == "classifier"
+    assert spec["cost"].startswith("not run yet")
+    assert len(preset_runs("table1")) == 12
+    assert sorted(PRESETS["table1_smoke"]["methods"]) == sorted(spec["methods"])
+
+
+def test_table1_plan_trains_each_teacher_first(tmp_path):
+    from shortcut_mini.reproduce.teachers import order_runs, teacher_seed
+
+    log = []
+    plan = run_preset("table1", out=tmp_path, dry_run=True, progress=False, log=log.append)
+    runs = [(o.method, o.seed) for o in plan.outcomes]
+    assert len(runs) == 12 and not list(tmp_path.iterdir())
+    for method in TWO_STAGE:
+        assert runs.index((method, 0)) > runs.index(("flow_matching", 0))
+        line = next(x for x in log if f"] {method} seed 0:" in x)
+        assert "teacher flow_matching seed 0" in line
+    assert teacher_seed(1, [0, 1]) == 1 and teacher_seed(1, [0]) == 0
+    taught = {("reflow", 1): ("flow_matching", 1)}
+    runs = [("reflow", 1), ("flow_matching", 0), ("flow_matching", 1)]
+    ordered = order_runs(runs, lambda method, seed: taught.get((method, seed)))
+    assert ordered == [("flow_matching", 0), ("flow_matching", 1), ("reflow", 1)]
+
+
+def test_a_missing_teacher_stops_the_batch_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match="nothing was run") as e:
+        run_preset("table1_smoke", methods=["reflow"], out=tmp_path, progress=False)
+    assert "flow_matching seed 0 run" in str(e.value)
+    assert str(tmp_path / "runs" / "flow_matching_seed0") in str(e.value)
+    assert "--methods flow_matching --seeds 0" in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_teacher_fails_its_students_without_running_them(tmp_path):
+    res = run_preset(
+        "table1_smoke",
+        methods=["flow_matching", "reflow"],
+        seeds=[0],
+        out=tmp_path,
+        engine="python",
+        overrides={"data": "image_folder:/no/such/folder", "image_size": 8},
+        progress=False,
+        log=lambda s: None,
+    )
+    teacher, student = res.outcomes
+    assert teacher.status == student.status == "failed"
+    assert "/no/such/folder" in teacher.error
+    assert student.error.startswith("not run: its teacher, flow_matching seed 0, failed")
+    assert not student.retryable  # the teacher's error needs a fix first
+
+
+@pytest.fixture(scope="module")
+def table1_batch(tmp_path_factory):
+    """The ``table1_smoke`` batch (every method; 2 seeds for flow matching, shortcut and
+    MeanFlow) on the python engine, killed before its 5th run, then run again to the end."""
+    out = tmp_path_factory.mktemp("table1")
+
+    def kill_at_fifth(line: str) -> None:
+        if line.startswith("[5/12]") and line.endswith("running"):
+            raise _Killed(line)
+
+    with pytest.raises(_Killed):
+        run_preset("table1_smoke", out=out, engine="python", progress=False, log=kill_at_fifth)
+    first = sorted(p.name for p in out.glob("*.json"))
+    result = run_preset("table1_smoke", out=out, engine="python", progress=False, log=lambda s: 0)
+    return out, first, result
+
+
+def test_table1_killed_batch_resumes_skipping_finished_runs(table1_batch):
+    out, first, result = table1_batch
+    assert result.ok, [o.error for o in result.failed]
+    statuses = [o.status for o in result.outcomes]
+    assert statuses == ["skipped"] * 4 + ["done"] * 8
+    assert first == sorted(f"{run_name(o.method, o.seed)}.json" for o in result.outcomes[:4])
+
+
+def test_table1_records_are_valid_and_students_use_the_teacher(table1_batch):
+    from shortcut_mini.objectives.progressive_distillation import read_stage_index
+
+    out, _, result = table1_batch
+    records = {(r["method"], r["seed"]): r for r in load_records(out)[0]}
+    assert set(records) == {(o.method, o.seed) for o in result.outcomes}
+    assert len(records) == 12 and {m for m, _ in records} == set(PRESETS["table1"]["methods"])
+    teacher_dir = out / "runs" / "flow_matching_seed0"
+    teacher = records["flow_matching", 0]
+    for (method, _), rec in records.items():
+        validate_record(rec)
+        assert [e["steps"] for e in rec["evaluation"]] == BUDGETS and not rec["missing_budgets"]
+        assert rec["train_images"] == 8 * 16 and (out / rec["sample_grid"]).exists()
+        if method in TWO_STAGE:
+            assert rec["config"]["teacher"] == str(teacher_dir)
+            assert rec["teacher"]["run"] == "flow_matching_seed0"
+            assert rec["teacher_images"] == teacher["train_images"]
+        else:
+            assert rec["teacher"] is None and rec["teacher_images"] is None
+    index = read_stage_index(out / "runs" / "progressive_distillation_seed0")
+    assert index[128]["file"] == str(teacher_dir)  # the teacher samples the full budget
+    assert sorted(index) == BUDGETS
+
+
+def test_table1_aggregate_has_every_method_and_the_image_columns(table1_batch):
+    out, _, _ = table1_batch
+    md = (out / "summary.md").read_text()
+    lines = md.splitlines()
+    header = next(x for x in lines if x.startswith("| method"))
+    assert header.startswith("| method | training images | teacher images | 1 step |")
+    rows = [x for x in lines if x.startswith("| ") and not x.startswith("| method")]
+    assert [r.split(" (")[0][2:] for r in rows] == list(PRESETS["table1"]["methods"])
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "128" and len(cells) == 3 + len(BUDGETS)
+        assert cells[2] == ("128" if cells[0].split(" (")[0] in TWO_STAGE else "")
+    assert "reflow from `flow_matching_seed0`" in md
+    assert (out / "quality_vs_steps.png").exists()
+
+
+def test_a_budget_a_run_cannot_sample_is_blank(table1_batch, tmp_path):
+    """Progressive distillation has a student for 1, 2, 4, ..., 128 steps only: 3 steps is
+    left out of its record (with why) and blank in the table, not an error."""
+    from shortcut_mini import load_run
+    from shortcut_mini.budget_runs import missing_budgets
+    from shortcut_mini.reproduce import build_record, evaluate_run
+
+    out, _, _ = table1_batch
+    run = load_run(out / "runs" / "progressive_distillation_seed0")
+    assert list(missing_budgets(run, [1, 3, 4])) == [3]
+    assert missing_budgets(load_run(out / "runs" / "shortcut_seed0"), [1, 3, 4]) == {}
+    table, secs = evaluate_run(run, "table1_smoke", {"steps": "1,3", "n": 8}, cache_dir=tmp_path)
+    assert table.steps == [1]
+    rec = build_record(preset="table1_smoke", run=run, table=table, eval_seconds=secs, command="")
+    validate_record(rec)
+    assert [m["steps"] for m in rec["missing_budgets"]] == [3]
+    assert "one student per budget" in rec["missing_budgets"][0]["reason"]
+    other = {**good_record(), "preset": "table1_smoke"}
+    other["evaluation"] = [{**e, "steps": s} for e, s in zip(other["evaluation"], (1, 3))]
+    md = to_markdown(aggregate([rec, other]))
+    row = next(x for x in md.splitlines() if x.startswith("| progressive_distillation"))
+    assert row.endswith("|  |") and "teacher images | 1 step | 3 steps |" in md
+
+
+def test_a_teacher_record_without_its_weights_stops_the_batch(table1_batch, tmp_path):
+    """A batch run in parts on another machine needs the teacher's training folder, not only its
+    record: the students start from its weights."""
+    import shutil
+
+    out, _, _ = table1_batch
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copy(out / "flow_matching_seed0.json", part)
+    with pytest.raises(ConfigError, match="copy that folder back") as e:
+        run_preset("table1_smoke", methods=["flow_matching", "reflow"], out=part, progress=False)
+    assert str(part / "runs" / "flow_matching_seed0") in str(e.value)

@@ -1,7 +1,8 @@
 """Full-scale reproductions: presets, the papermill batch runner, run records, aggregates.
 
 ``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of
-``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (``runner``), each run writing
+``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (``runner``; two-stage methods
+after the flow-matching run that teaches them, ``teachers``), each run writing
 a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggregate``
 turns the records into a table and a figure, ``publish`` puts them into the book and README.
 """
@@ -15,7 +16,15 @@ from .aggregate import (
     write_summary,
 )
 from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, train_torchrun
-from .presets import eval_settings, get_preset, preset_table, run_config, run_name
+from .presets import (
+    eval_settings,
+    get_preset,
+    method_seeds,
+    preset_runs,
+    preset_table,
+    run_config,
+    run_name,
+)
 from .publish import publish
 from .record import build_record, read_record, record_label, record_stem, write_record
 from .runner import BatchPlan, BatchResult, RunOutcome, check_batch, run_preset
@@ -37,7 +46,9 @@ __all__ = [
     "get_preset",
     "load_record_files",
     "load_records",
+    "method_seeds",
     "pattern_check",
+    "preset_runs",
     "preset_table",
     "publish",
     "read_record",

@@ -3,6 +3,9 @@
 :func:`aggregate` reads every valid ``*.json`` record of a folder; :func:`write_summary` writes
 ``summary.md`` (a Markdown table, methods x step budgets), ``summary.csv`` and
 ``quality_vs_steps.png``, and states whether the paper's pattern holds (:func:`pattern_check`).
+A budget a method cannot sample is a blank cell. Where a batch has two-stage runs (a student
+distilled from a teacher), the table has two more columns: each method's training images and its
+teacher's (:func:`images_of`).
 """
 
 from __future__ import annotations
@@ -83,6 +86,33 @@ class Summary:
     def value(self, method: str, steps: int) -> float:
         return self.rows.get(method, {}).get(steps, (math.nan, math.nan, 0))[0]
 
+    @property
+    def has_teachers(self) -> bool:
+        """True if a record is of a two-stage run (it names a teacher)."""
+        return any(r.get("teacher") for r in self.records)
+
+
+def record_images(record: dict) -> tuple[int, int | None]:
+    """``(training images, teacher's training images or None)`` of a record (records older than
+    the ``train_images`` field: ``train_steps x batch_size``)."""
+    own = record.get("train_images", record["train_steps"] * record["config"]["batch_size"])
+    return int(own), record.get("teacher_images")
+
+
+def images_of(summary: Summary, label: str) -> tuple[str, str]:
+    """The cells ``(training images, teacher images)`` of one row: the distinct values of its
+    records (``"2.05M"``), blank for a row without a teacher."""
+
+    def cell(values: set) -> str:
+        return " / ".join(_count(v) for v in sorted(values) if v is not None)
+
+    per = [record_images(r) for r in summary.records if record_label(r) == label]
+    return cell({own for own, _ in per}), cell({t for _, t in per})
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n:,}"
+
 
 def aggregate(records: list[dict], preset: str | None = None) -> Summary:
     """Group ``records`` by method (and GPU count, see
@@ -101,13 +131,28 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
         for e in rec["evaluation"]:
             values.setdefault(record_label(rec), {}).setdefault(e["steps"], []).append(e["value"])
     rows = {}
-    for method in sorted(values):
+    for method in sorted(values, key=_row_order(preset, records)):
         rows[method] = {}
         for steps in sorted(values[method]):
             v = values[method][steps]
             std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
             rows[method][steps] = (float(np.mean(v)), std, len(v))
     return Summary(preset=preset, records=records, rows=rows)
+
+
+def _row_order(preset: str, records: list[dict]):
+    """Sort key of the rows: the preset's method order (alphabetical for methods it does not
+    list), then the label (a method's multi-GPU rows after its one-GPU row)."""
+    from ..profiles import PRESETS
+
+    order = list(PRESETS.get(preset, {}).get("methods", ()))
+    method_of = {record_label(r): r["method"] for r in records}
+
+    def key(label: str) -> tuple:
+        method = method_of[label]
+        return (order.index(method) if method in order else len(order), method, label)
+
+    return key
 
 
 def _fmt(v: float) -> str:
@@ -186,26 +231,41 @@ def to_markdown(summary: Summary, heading_level: int = 0, figure: str | None = N
         "",
     ]
     steps = summary.steps
-    lines.append(
-        "| method | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in steps) + " |"
-    )
-    lines.append("|---|" + "---:|" * len(steps))
+    images = ["training images", "teacher images"] if summary.has_teachers else []
+    budgets = [f"{s} step{'s' if s > 1 else ''}" for s in steps]
+    lines.append("| " + " | ".join(["method", *images, *budgets]) + " |")
+    lines.append("|---|" + "---:|" * (len(images) + len(steps)))
     for method, per in summary.rows.items():
-        cells = []
+        cells = list(images_of(summary, method)) if images else []
         for s in steps:
-            mean, std, k = per.get(s, (math.nan, math.nan, 0))
+            if s not in per:  # a budget the method cannot sample
+                cells.append("")
+                continue
+            mean, std, k = per[s]
             cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if k > 1 else ""))
         n_seeds = max(k for _, _, k in per.values())
         lines.append(
             f"| {method} ({n_seeds} seed{'s' if n_seeds > 1 else ''}) | " + " | ".join(cells) + " |"
         )
     lines += ["", _provenance(recs)]
+    if images:
+        lines += ["", _images_note(recs)]
     check = pattern_check(summary)
     if check:
         lines += ["", "Paper's pattern: " + " ".join(check)]
     if figure:
         lines += ["", f"![{summary.metric} versus step budget, {summary.preset}]({figure})"]
     return "\n".join(lines) + "\n"
+
+
+def _images_note(records: list[dict]) -> str:
+    """Which teacher each two-stage method distilled (its run in the batch)."""
+    taught = sorted({(r["method"], r["teacher"]["run"]) for r in records if r.get("teacher")})
+    pairs = ", ".join(f"{method} from `{run}`" for method, run in taught)
+    return (
+        "Training images: steps x batch of each run (a two-stage run's student); teacher images: "
+        f"those of the flow-matching run it distils ({pairs})."
+    )
 
 
 def to_csv(summary: Summary) -> str:

@@ -154,29 +154,45 @@ def train_run(cfg, nproc: int = 1):
 
 
 def evaluate_run(run, preset: str, eval_overrides: dict | None = None, *, cache_dir=None):
-    """The preset's step-budget sweep of ``run``: ``(EvalTable, seconds)``."""
+    """The preset's step-budget sweep of ``run``: ``(EvalTable, seconds)``.
+
+    A budget the run cannot sample (:func:`~shortcut_mini.budget_runs.missing_budgets`) is left
+    out, not an error: ``table.meta["missing_budgets"]`` says why, and the record and the
+    aggregated table leave it blank."""
+    from ..budget_runs import missing_budgets
     from ..evaluate import evaluate
 
     ev = eval_settings(preset, eval_overrides)
+    missing = missing_budgets(run, ev["steps"])
+    steps = [s for s in ev["steps"] if s not in missing]
+    if not steps:
+        raise ValueError(
+            f"{run.config.method} cannot sample any of the budgets {ev['steps']}: "
+            + "; ".join(f"{b}: {why}" for b, why in missing.items())
+        )
     t0 = time.perf_counter()
     table = evaluate(
         run,
-        steps=ev["steps"],
+        steps=steps,
         n=ev["n"],
         seeds=ev["seeds"],
         features=ev["metric"],
         progress=False,
         cache_dir=cache_dir,
     )
+    table.meta["missing_budgets"] = {str(b): why for b, why in missing.items()}
     return table, time.perf_counter() - t0
 
 
 def save_grid(run, preset: str, path: str | Path, seed: int = 0):
-    """Save the preset's sample grid (same noise at each budget of ``grid.steps``); the figure."""
+    """Save the preset's sample grid (same noise at each budget of ``grid.steps`` the run can
+    sample; a progressive-distillation budget from its stage's student); the figure."""
+    from ..budget_runs import missing_budgets
     from ..plots import plot_sample_grid, save_figure
 
     grid = get_preset(preset)["grid"]
-    fig = plot_sample_grid(run, steps=grid["steps"], n=grid["n"], seed=seed)
+    steps = [s for s in grid["steps"] if s not in missing_budgets(run, grid["steps"])]
+    fig = plot_sample_grid(run, steps=steps, n=grid["n"], seed=seed)
     save_figure(fig, path)
     return fig
 

@@ -2,8 +2,9 @@
 
 A preset names the runs of one reproduction: a base :class:`~shortcut_mini.TrainConfig` (every
 field but ``method`` and ``seed``), the methods and training seeds, the step-budget sweep, and the
-budgets of the sample grid. One *run* is a (method, seed) pair; its files are named
-:func:`run_name` (``shortcut_seed0``) inside the batch folder.
+budgets of the sample grid; optionally, per method, its own seeds (``method_seeds``,
+:func:`method_seeds`) and its own config fields (``method_config``). One *run* is a (method, seed)
+pair; its files are named :func:`run_name` (``shortcut_seed0``) inside the batch folder.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = [
     "EVAL_KEYS",
     "METRICS",
     "get_preset",
+    "method_seeds",
+    "preset_runs",
     "preset_table",
     "run_config",
     "run_name",
@@ -34,6 +37,19 @@ def get_preset(name: str) -> dict:
     return copy.deepcopy(PRESETS[name])
 
 
+def method_seeds(preset: str | dict, method: str) -> list[int]:
+    """The training seeds of ``method`` in ``preset`` (a name or a preset dict): its entry of
+    ``method_seeds``, else the preset's ``seeds``."""
+    spec = get_preset(preset) if isinstance(preset, str) else preset
+    return [int(s) for s in spec.get("method_seeds", {}).get(method, spec["seeds"])]
+
+
+def preset_runs(preset: str | dict) -> list[tuple[str, int]]:
+    """Every ``(method, seed)`` run of ``preset`` (each method with its own seeds)."""
+    spec = get_preset(preset) if isinstance(preset, str) else preset
+    return [(m, s) for m in spec["methods"] for s in method_seeds(spec, m)]
+
+
 def run_name(method: str, seed: int, world_size: int = 1) -> str:
     """File stem of one run inside a batch folder: ``METHOD_seedS``, or ``METHOD_seedS_xW`` for a
     run trained in ``W > 1`` processes (so one- and multi-GPU runs of a seed sit side by side)."""
@@ -43,12 +59,14 @@ def run_name(method: str, seed: int, world_size: int = 1) -> str:
 def run_config(
     preset: str, method: str, seed: int, run_dir: str | Path | None, overrides: dict | None = None
 ) -> TrainConfig:
-    """The :class:`TrainConfig` of one run: the preset's config, ``method``, ``seed``, ``out_dir``
-    (so an interrupted run resumes from its last checkpoint) and ``overrides`` (TrainConfig
-    fields, values or text as ``--set`` gives them, read as each field's type; unknown names and
-    bad values raise :class:`~shortcut_mini.ConfigError`)."""
-    base = get_preset(preset)["config"]
-    fields = {**base, **(overrides or {}), "method": method, "seed": int(seed)}
+    """The :class:`TrainConfig` of one run: the preset's config, the preset's ``method_config``
+    of ``method``, ``method``, ``seed``, ``out_dir`` (so an interrupted run resumes from its last
+    checkpoint) and ``overrides`` (TrainConfig fields, values or text as ``--set`` gives them,
+    read as each field's type; unknown names and bad values raise
+    :class:`~shortcut_mini.ConfigError`)."""
+    spec = get_preset(preset)
+    own = spec.get("method_config", {}).get(method, {})
+    fields = {**spec["config"], **own, **(overrides or {}), "method": method, "seed": int(seed)}
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
     return TrainConfig.from_dict(fields)
@@ -119,7 +137,19 @@ def preset_table() -> str:
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
         lines.append(
             f"| `{name}` | {c['data']} | {model} | {c['steps']:,} x {c['batch_size']} | "
-            f"{c['lr']:g} | {', '.join(p['methods'])} | {', '.join(map(str, p['seeds']))} | "
+            f"{c['lr']:g} | {', '.join(p['methods'])} | {_seeds_text(p)} | "
             f"{ev['metric']}, n={ev['n']:,} | {p['cost']} |"
         )
     return "\n".join(lines)
+
+
+def _seeds_text(spec: dict) -> str:
+    """``0, 1`` or, with per-method seeds, ``0, 1 (flow_matching, shortcut); 0 (the others)``."""
+    groups: dict[tuple, list[str]] = {}
+    for method in spec["methods"]:
+        groups.setdefault(tuple(method_seeds(spec, method)), []).append(method)
+    if len(groups) == 1:
+        return ", ".join(map(str, next(iter(groups))))
+    *named, (last, _) = sorted(groups.items(), key=lambda g: len(g[1]))
+    parts = [f"{', '.join(map(str, s))} ({', '.join(ms)})" for s, ms in named]
+    return "; ".join([*parts, f"{', '.join(map(str, last))} (the others)"])

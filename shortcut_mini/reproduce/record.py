@@ -27,6 +27,7 @@ __all__ = [
     "record_label",
     "record_stem",
     "record_world_size",
+    "teacher_info",
     "write_record",
 ]
 
@@ -103,6 +104,35 @@ def _num(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def teacher_info(teacher: str | os.PathLike | None) -> dict | None:
+    """What the record says of a two-stage run's teacher (the run folder ``teacher``): its
+    folder's name, method, seed, training steps and batch, and its training images
+    (steps x batch), read from the folder's ``config.json``; None without a teacher."""
+    if teacher is None:
+        return None
+    path = Path(teacher)
+    info = dict(run=path.name, method=None, seed=None, train_steps=None, batch_size=None)
+    info["images"] = None
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return info
+    info.update(method=cfg.get("method"), seed=cfg.get("seed"), train_steps=cfg.get("steps"))
+    info["batch_size"] = cfg.get("batch_size")
+    if isinstance(info["train_steps"], int) and isinstance(info["batch_size"], int):
+        info["images"] = info["train_steps"] * info["batch_size"]
+    return info
+
+
+def _missing(table) -> list[dict]:
+    """The budgets the run could not sample, with why (``evaluate_run`` notes them)."""
+    missing = table.meta.get("missing_budgets") or {}
+    return [
+        {"steps": int(b), "reason": str(why)}
+        for b, why in sorted(missing.items(), key=lambda kv: int(kv[0]))
+    ]
+
+
 def build_record(
     *,
     preset: str,
@@ -116,7 +146,9 @@ def build_record(
     """The record of one run (see ``results.schema.json``).
 
     ``world_size``: the number of processes that trained ``run`` (default: this process's
-    ``WORLD_SIZE``, 1 outside ``torchrun``); it is also the device count."""
+    ``WORLD_SIZE``, 1 outside ``torchrun``); it is also the device count. ``train_images`` is
+    this run's training images (steps x batch; a two-stage run's student); a two-stage run also
+    names its ``teacher`` and the teacher's images (``teacher_images``)."""
     evaluation = [
         {
             "steps": int(row["steps"]),
@@ -132,6 +164,7 @@ def build_record(
     ]
     cfg = run.config
     procs = _world_size(world_size)
+    teacher = teacher_info(cfg.teacher)
     return {
         "schema_version": SCHEMA_VERSION,
         "preset": preset,
@@ -139,7 +172,11 @@ def build_record(
         "seed": int(cfg.seed),
         "config": cfg.to_dict(),
         "train_steps": int(run.step),
+        "train_images": int(run.step) * int(cfg.batch_size),
+        "teacher": teacher,
+        "teacher_images": None if teacher is None else teacher["images"],
         "evaluation": evaluation,
+        "missing_budgets": _missing(table),
         "train_seconds": round(float(run.train_seconds), 3),
         "eval_seconds": round(float(eval_seconds), 3),
         "world_size": procs,

@@ -10,7 +10,13 @@ results record (``OUT/METHOD_seedS.json``), sample grid (``.png``) and training 
   before the first run starts (:func:`check_batch`): a bad one stops the batch at once, with a
   message naming it, instead of after hours of training.
 - **Resume.** A run whose record exists and validates is skipped, so a killed batch restarts where
-  it stopped; a run killed mid-training resumes from its last checkpoint.
+  it stopped; a run killed mid-training resumes from its last checkpoint. A batch may be run in
+  parts (``--methods``, ``--seeds``) into the same folder.
+- **Teachers.** A method that distils a teacher (consistency and progressive distillation,
+  reflow) gets ``teacher=`` the batch's flow-matching run of its seed, or of seed 0
+  (:mod:`.teachers`); that run is trained first. A teacher neither in the batch nor finished in
+  its folder stops the batch before anything runs, naming it; a teacher that fails fails its
+  students without running them.
 - **Failures.** A failed run is reported (its executed notebook shows the error) and the batch
   goes on; the exit status is non-zero if any run failed.
 - **No Jupyter?** ``--engine python`` runs the same steps in-process (:func:`.one_run.run_one`),
@@ -25,6 +31,7 @@ Examples::
     shortcut-mini reproduce smoke --set steps=50 --out /tmp/smoke
     shortcut-mini reproduce fashion_mnist --nproc 4            # each run on 4 GPUs
     shortcut-mini reproduce fashion_mnist --publish            # + book/results and README
+    shortcut-mini reproduce table1 --methods flow_matching     # a part: the teachers first
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ from ..config import ConfigError
 from .aggregate import Summary, write_summary
 from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
-from .presets import eval_settings, get_preset, run_config
+from .presets import eval_settings, get_preset, method_seeds, run_config
 from .record import read_record
+from .teachers import TEACHER_METHOD, needs_teacher, order_runs, teacher_seed
 
 __all__ = [
     "BatchPlan",
@@ -64,8 +72,8 @@ NOT_RETRYABLE = ("ConfigError", "ValueError", "DatasetError", "DatasetUnavailabl
 
 @dataclass
 class RunOutcome:
-    """What happened to one run: ``done``, ``skipped`` (already finished), ``failed`` or
-    ``planned`` (dry run)."""
+    """What happened to one run: ``done``, ``skipped`` (already finished), ``failed`` (also: not
+    run because its teacher failed) or ``planned`` (dry run)."""
 
     method: str
     seed: int
@@ -96,11 +104,12 @@ class BatchResult:
 @dataclass
 class BatchPlan:
     """The runs of one batch and how they are run (the arguments of :func:`run_preset`,
-    resolved)."""
+    resolved). ``seeds`` maps each method to its training seeds; ``teacher_seeds`` are the
+    flow-matching seeds that teach the two-stage runs (:func:`.teachers.teacher_seed`)."""
 
     preset: str
     methods: list[str]
-    seeds: list[int]
+    seeds: dict[str, list[int]]
     out: Path
     overrides: dict
     eval_overrides: dict
@@ -109,11 +118,30 @@ class BatchPlan:
     kernel_name: str | None = None
     command: str = ""
     nproc: int = 1
+    teacher_seeds: list[int] = field(default_factory=lambda: [0])
 
     @property
     def runs(self) -> list[tuple[str, int]]:
-        return [(m, s) for s in self.seeds for m in self.methods]  # seed-major: a cut batch
-        # still has every method
+        every = sorted({s for seeds in self.seeds.values() for s in seeds})
+        runs = [(m, s) for s in every for m in self.methods if s in self.seeds[m]]
+        return order_runs(runs, self.teacher_of)
+
+    def teacher_of(self, method: str, seed: int) -> tuple[str, int] | None:
+        """The ``(method, seed)`` of the run that teaches this one (None: no teacher, or one
+        given with ``--set teacher=``)."""
+        if not needs_teacher(method) or "teacher" in self.overrides:
+            return None
+        return TEACHER_METHOD, teacher_seed(seed, self.teacher_seeds)
+
+    def run_overrides(self, method: str, seed: int) -> dict:
+        """``overrides`` of one run: the batch's, plus ``teacher=`` its teacher's folder."""
+        teacher = self.teacher_of(method, seed)
+        if teacher is None:
+            return dict(self.overrides)
+        return {
+            **self.overrides,
+            "teacher": str(run_paths(self.out, *teacher, self.nproc).train_dir),
+        }
 
 
 class _NoBar:
@@ -192,13 +220,18 @@ def check_batch(plan: BatchPlan) -> dict:
     if unknown:
         problems[f"--methods: unknown method(s) {unknown}; valid: {sorted(OBJECTIVES)}"] = None
     checked, base_steps = {}, set()
-    for method, seed in plan.runs:
+    runs = plan.runs
+    for method, seed in runs:
         if method in unknown:
             continue
         try:
-            base_steps.add(run_config(plan.preset, method, seed, None, plan.overrides).M)
+            cfg = run_config(plan.preset, method, seed, None, plan.run_overrides(method, seed))
+            base_steps.add(cfg.M)
         except ConfigError as e:
             problems[f"--set: {e}"] = None
+        problem = _teacher_problem(plan, method, seed, runs)
+        if problem:
+            problems[problem] = None
     for M in sorted(base_steps) or [get_preset(plan.preset)["config"].get("M", 128)]:
         try:
             ev = eval_settings(plan.preset, plan.eval_overrides, M=M)
@@ -213,13 +246,47 @@ def check_batch(plan: BatchPlan) -> dict:
     return checked
 
 
+def _teacher_problem(plan: BatchPlan, method: str, seed: int, runs) -> str | None:
+    """Why the teacher of (method, seed) cannot be had: neither in the batch nor finished, or
+    finished but without its training folder (the student starts from its weights)."""
+    from ..train.checkpoint import CHECKPOINT_NAME
+
+    teacher = plan.teacher_of(method, seed)
+    if teacher is None:
+        return None
+    t_method, t_seed = teacher
+    paths = run_paths(plan.out, t_method, t_seed, plan.nproc)
+    finished = is_finished(paths.record, plan.preset, t_method, t_seed)
+    if finished and not (paths.train_dir / CHECKPOINT_NAME).exists():
+        return (
+            f"{method} seed {seed} distils the batch's {t_method} seed {t_seed} run: its record "
+            f"{paths.record.name} is there but not its training folder {paths.train_dir} "
+            f"({CHECKPOINT_NAME}), whose weights the student starts from: copy that folder back "
+            f"into the batch, or delete {paths.record.name} to train the teacher again"
+        )
+    if finished or teacher in runs:
+        return None
+    return (
+        f"{method} seed {seed} distils the batch's {t_method} seed {t_seed} run ({paths.train_dir}, "
+        f"record {paths.record.name}), which is neither finished nor in this batch: add "
+        f"{t_method} (seed {t_seed}) to --methods/--seeds, or run it first (shortcut-mini "
+        f"reproduce {plan.preset} --methods {t_method} --seeds {t_seed} --out {plan.out})"
+    )
+
+
 def _resolve(preset, methods, seeds, out, overrides, eval_overrides, **how) -> BatchPlan:
     spec = get_preset(preset)
     engine = how.pop("engine")
+    methods = list(methods or spec["methods"])
+
+    def seeds_of(method: str) -> list[int]:
+        return [int(s) for s in seeds] if seeds is not None else method_seeds(spec, method)
+
     plan = BatchPlan(
         preset=preset,
-        methods=list(methods or spec["methods"]),
-        seeds=[int(s) for s in (seeds if seeds is not None else spec["seeds"])],
+        methods=methods,
+        seeds={m: seeds_of(m) for m in methods},
+        teacher_seeds=seeds_of(TEACHER_METHOD),
         out=Path(out or Path("runs") / "reproduce" / preset).resolve(),
         overrides=dict(overrides or {}),
         eval_overrides=dict(eval_overrides or {}),
@@ -242,10 +309,21 @@ def _reporter(plan: BatchPlan, progress: bool, log):
     return _NoBar(), log or print
 
 
+def _seeds_line(plan: BatchPlan) -> str:
+    """``METHODS x seeds 0, 1``, or per method where the seeds differ."""
+    groups: dict[tuple, list[str]] = {}
+    for m in plan.methods:
+        groups.setdefault(tuple(plan.seeds[m]), []).append(m)
+    return "; ".join(
+        f"{', '.join(ms)} x seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+        for s, ms in groups.items()
+    )
+
+
 def _announce(plan: BatchPlan, say, dry_run: bool) -> None:
     say(
-        f"reproduce {plan.preset}: {len(plan.runs)} runs ({', '.join(plan.methods)} x seeds "
-        f"{', '.join(map(str, plan.seeds))}) in {plan.out} [engine {plan.engine}"
+        f"reproduce {plan.preset}: {len(plan.runs)} runs ({_seeds_line(plan)}) in {plan.out} "
+        f"[engine {plan.engine}"
         + (f", {plan.nproc} training processes per run]" if plan.nproc > 1 else "]")
     )
     if plan.fell_back and not dry_run:
@@ -253,9 +331,11 @@ def _announce(plan: BatchPlan, say, dry_run: bool) -> None:
 
 
 def _dry_run_line(plan: BatchPlan, method: str, seed: int, paths) -> str:
-    cfg = run_config(plan.preset, method, seed, paths.train_dir, plan.overrides)
+    cfg = run_config(plan.preset, method, seed, paths.train_dir, plan.run_overrides(method, seed))
     what = f"{cfg.data} {cfg.model} {cfg.steps:,} steps x {cfg.batch_size}"
     what += f" in {plan.nproc} processes" if plan.nproc > 1 else ""
+    teacher = plan.teacher_of(method, seed)
+    what += f"; teacher {teacher[0]} seed {teacher[1]}" if teacher else ""
     resumes = "; resumes a checkpoint" if (paths.train_dir / "checkpoint.pt").exists() else ""
     return f"would run ({what}{resumes})"
 
@@ -270,7 +350,7 @@ def _execute(plan: BatchPlan, method: str, seed: int, paths, say, tag: str) -> R
         method=method,
         seed=seed,
         out_dir=str(plan.out),
-        overrides=plan.overrides,
+        overrides=plan.run_overrides(method, seed),
         eval_overrides=plan.eval_overrides,
         command=plan.command,
         nproc=plan.nproc,
@@ -300,12 +380,30 @@ def _execute(plan: BatchPlan, method: str, seed: int, paths, say, tag: str) -> R
     return RunOutcome(method, seed, "done", secs, record=paths.record, notebook=paths.notebook)
 
 
-def _one_run(plan: BatchPlan, i: int, method: str, seed: int, dry_run: bool, say) -> RunOutcome:
+def _teacher_failed(plan: BatchPlan, method: str, seed: int, done: dict, tag: str, say):
+    """The outcome of a run whose teacher failed in this batch (None if it did not)."""
+    teacher = plan.teacher_of(method, seed)
+    failed = done.get(teacher)
+    if failed is None or failed.status != "failed":
+        return None
+    err = (
+        f"not run: its teacher, {teacher[0]} seed {teacher[1]}, failed in this batch; fix that "
+        "run, then run the command again (finished runs are skipped)"
+    )
+    say(f"{tag}: {err}")
+    return RunOutcome(method, seed, "failed", error=err, retryable=failed.retryable)
+
+
+def _one_run(plan: BatchPlan, i: int, run: tuple[str, int], dry_run: bool, say, done: dict):
+    method, seed = run
     paths = run_paths(plan.out, method, seed, plan.nproc)
     tag = f"[{i}/{len(plan.runs)}] {method} seed {seed}"
     if is_finished(paths.record, plan.preset, method, seed):
         say(f"{tag}: finished earlier, skipped ({paths.record.name})")
         return RunOutcome(method, seed, "skipped", record=paths.record, notebook=paths.notebook)
+    blocked = _teacher_failed(plan, method, seed, done, tag, say)
+    if blocked is not None:
+        return blocked
     if dry_run:
         say(f"{tag}: {_dry_run_line(plan, method, seed, paths)}")
         return RunOutcome(method, seed, "planned")
@@ -345,7 +443,8 @@ def run_preset(
     :class:`~shortcut_mini.ConfigError` before anything trains.
 
     Args:
-        methods, seeds: subsets (default: the preset's).
+        methods, seeds: subsets (default: the preset's; ``seeds`` given applies to every
+            method, else each method has the preset's seeds for it).
         out: the batch folder (default ``runs/reproduce/PRESET``).
         overrides: TrainConfig fields replacing the preset's for every run (values or text).
         eval_overrides: replace the sweep's ``n``, ``steps``, ``seeds`` or ``metric``.
@@ -361,9 +460,11 @@ def run_preset(
     result = BatchResult(preset=preset, out_dir=plan.out)
     bar, say = _reporter(plan, progress, log)
     _announce(plan, say, dry_run)
+    done: dict[tuple[str, int], RunOutcome] = {}
     try:
-        for i, (method, seed) in enumerate(plan.runs, 1):
-            result.outcomes.append(_one_run(plan, i, method, seed, dry_run, say))
+        for i, run in enumerate(plan.runs, 1):
+            done[run] = _one_run(plan, i, run, dry_run, say, done)
+            result.outcomes.append(done[run])
             bar.update(1)
     finally:
         bar.close()
