@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from .api import sample
+from .budget_runs import budget_weights
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
 from .metrics.frechet import FeatureStats
@@ -382,7 +383,7 @@ class Metric:
     ``name`` is the reported metric (``"SWD"``, ``"FD (classifier)"``, ``"FID"``, ...),
     ``kind`` the features' kind and ``info`` the extractor's provenance for the table's meta.
     With ``on_board`` (the checkerboard toy) also the fraction of samples on the board's filled
-    squares (:func:`~shortcut_mini.metrics.on_board.toy2d_on_board`), which SWD can hide.
+    squares (:func:`~shortcut_mini.metrics.toy2d_on_board`), which SWD can hide.
     """
 
     name: str
@@ -519,22 +520,6 @@ def _device(run, use_ema: bool) -> torch.device:
     return next((run.ema if use_ema else run.model).parameters()).device
 
 
-def _run_for_budget(run, budget: int):
-    """The weights that sample ``budget`` steps: a progressive-distillation run keeps one student
-    per budget in its folder (:func:`~shortcut_mini.budget_runs.run_for_budget`); every other run
-    samples every budget itself."""
-    if run.config.method != "progressive_distillation":
-        return run
-    if run.out_dir is None:
-        raise ValueError(
-            "a progressive_distillation run samples each budget with that stage's student, kept "
-            "in its out_dir; train it with an out_dir (or load it with load_run(folder))"
-        )
-    from .budget_runs import run_for_budget
-
-    return run_for_budget(run.out_dir, budget, device=_device(run, True))
-
-
 def _timed_sample(run, n: int, budget: int, **sample_kw) -> tuple[torch.Tensor, float]:
     """``n`` samples at one budget and the wall time to draw them; latent runs are decoded
     (FID is measured on images), inside the timing."""
@@ -613,7 +598,7 @@ def sweep(
     with _progress_bar(progress, len(steps) * len(seeds), metric) as bar:
         for budget in steps:
             scores, secs = [], []
-            budget_run = _run_for_budget(run, budget)
+            budget_run = budget_weights(run, budget)  # (progressive distillation: its stage)
             for s in seeds:
                 x, sec = _timed_sample(budget_run, metric.n, budget, seed=s, y=labels[s], **kw)
                 scores.append(metric.score(x))

@@ -113,7 +113,7 @@ class MeanFlow:
     name = "meanflow"
     sampler = "euler"
     level_embeddings = ("sin_d",)
-    """The step size is a continuous input: only an embedding of its value can take it."""
+    """The step size is a continuous input, so only an embedding of its value can take it."""
 
     def __init__(
         self,
