@@ -263,10 +263,14 @@ PROFILES: dict[str, Chapter] = {
         gpu=dict(overrides={"steps": 200, "device": "auto"}),
     ),
     "08_few_step_methods": chapter(
-        # every method of ``methods`` trained with one budget on the same toy and network; bounds
-        # the chapter asserts: shortcut's 1-step SWD < ratio_max * flow matching's, and every
-        # method's best budget below best_max. Methods slot in by name (another objective: add
-        # it to ``methods``; its config extras go in the chapter's ``method_settings``).
+        # every method of ``methods`` trained with one budget on the same toy and network; the
+        # two-stage methods (consistency/progressive distillation, reflow) distil the chapter's
+        # flow-matching run (trained for ``steps`` too) and then train ``steps`` of their own;
+        # reflow_pairs: reflow's (noise, teacher sample) pairs (None: one per training point).
+        # Bounds the chapter asserts: shortcut's 1-step SWD < ratio_max * flow matching's, and
+        # every method's best budget below best_max. Methods slot in by name (another
+        # objective: add it to ``methods``; its config extras go in the chapter's
+        # ``method_settings``).
         defaults=dict(
             data="checkerboard",
             model="mlp-small",
@@ -283,11 +287,17 @@ PROFILES: dict[str, Chapter] = {
                 "consistency_training",
                 "live_reflow",
                 "meanflow",
+                "progressive_distillation",
+                "consistency_distillation",
+                "reflow",
             ),
+            reflow_pairs=None,
             ratio_max=0.4,
             best_max=0.2,
         ),
-        ci=dict(steps=400, n_eval=1024, n_show=512, ratio_max=0.6, best_max=0.35),
+        ci=dict(
+            steps=400, n_eval=1024, n_show=512, reflow_pairs=4096, ratio_max=0.6, best_max=0.35
+        ),
         gpu=dict(model="mlp", steps=20000, batch_size=1024, n_data=100000, n_show=2048),
     ),
 }

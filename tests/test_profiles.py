@@ -77,3 +77,15 @@ def test_settings_names_unknown_chapter_and_profile():
         settings("nope", "ci")
     with pytest.raises(ValueError, match="unknown profile 'fast'.*SHORTCUT_MINI_PROFILE"):
         settings("01_flow_matching_2d", "fast")
+
+
+@pytest.mark.parametrize("profile", PROFILE_NAMES)
+def test_chapter_8_trains_every_method_and_the_teacher_of_the_two_stage_ones(profile):
+    from shortcut_mini.objectives import OBJECTIVES
+
+    s = settings("08_few_step_methods", profile)
+    assert set(s.methods) == set(OBJECTIVES)  # the mini Table 1 has every method
+    students = [m for m in s.methods if getattr(OBJECTIVES[m], "needs_teacher", False)]
+    assert sorted(students) == ["consistency_distillation", "progressive_distillation", "reflow"]
+    assert s.methods.index("flow_matching") < min(s.methods.index(m) for m in students)
+    assert s.reflow_pairs is None or 0 < s.reflow_pairs <= s.n_data
