@@ -85,7 +85,8 @@ TEX_COMMAND = re.compile(
     r"begin|end|text)\b"
 )
 FILE_HOST = re.compile(
-    r"\.(md|py|ipynb|json|ya?ml|toml|txt|csv|cfg|ini|sh|png|jpe?g|svg|pdf|bib)$", re.I
+    r"\.(md|py|ipynb|jsonl?|ya?ml|toml|txt|csv|cfg|ini|sh|png|jpe?g|svg|pdf|bib|pt|pth|npz|log)$",
+    re.I,
 )
 
 VOID_TAGS = {

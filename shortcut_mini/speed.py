@@ -44,7 +44,7 @@ TRAINING_COMPILE_MODE: str | None = None
 default). ``benchmarks/speed.py --compile-modes`` measures the alternatives."""
 
 SAMPLING_COMPILE_MODE: str | None = None
-"""The mode sampling compiles with (sampling batches are large: launch overhead is small)."""
+"""The mode sampling compiles with; sampling batches are large, so launch overhead is small."""
 
 COMPILE_MIN_IMAGE_STEPS = 1_000_000
 """``sample(compile=None)`` compiles the forward pass (on a GPU) when a call evaluates the network

@@ -178,9 +178,10 @@ def test_links_to_files_that_do_not_exist_fail(site):
         f"{REPO_URL}/blob/main/docs/NOTES.md",
         "https://colab.research.google.com/github/owner/book/blob/main/notebooks/09_none.ipynb",
         "file:///home/me/x.html",
+        "http://checkpoint.pt",  # a checkpoint's file name, linkified
     ]
     problems = cs.link_problems(bad, "notebooks/01_x.html", html, repo, REPO_URL)
-    assert len(problems) == 5
+    assert len(problems) == 6 and "file name made into a web address" in problems[5]
     assert "file name made into a web address" in problems[0]
     assert "not in the site" in problems[1]
     assert "docs/NOTES.md, which is not in the repository" in problems[2]

@@ -105,7 +105,7 @@ class BatchResult:
 class BatchPlan:
     """The runs of one batch and how they are run (the arguments of :func:`run_preset`,
     resolved). ``seeds`` maps each method to its training seeds; ``teacher_seeds`` are the
-    flow-matching seeds that teach the two-stage runs (:func:`.teachers.teacher_seed`)."""
+    flow-matching seeds that teach the two-stage runs (``reproduce.teachers.teacher_seed``)."""
 
     preset: str
     methods: list[str]
