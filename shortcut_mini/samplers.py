@@ -30,6 +30,7 @@ __all__ = [
     "ddim_sample",
     "euler_step_size",
     "sampler_for",
+    "sampler_name",
 ]
 
 DDIM_CLIP = 4.0
@@ -140,8 +141,8 @@ SAMPLERS: dict[str, Callable[..., SampleResult]] = {
 """Samplers by name; an objective class names its own in its ``sampler`` attribute."""
 
 
-def sampler_for(method: str) -> Callable[..., SampleResult]:
-    """The sampler of ``method``: the entry of :data:`SAMPLERS` its objective names."""
+def sampler_name(method: str) -> str:
+    """The key of :data:`SAMPLERS` that ``method``'s objective names (its ``sampler``)."""
     from .objectives import OBJECTIVES
 
     if method not in OBJECTIVES:
@@ -152,11 +153,15 @@ def sampler_for(method: str) -> Callable[..., SampleResult]:
             f"objective {OBJECTIVES[method].__name__} (method {method!r}) names the sampler "
             f"{name!r}; set its class attribute 'sampler' to one of {sorted(SAMPLERS)}"
         )
-    return SAMPLERS[name]
+    return name
+
+
+def sampler_for(method: str) -> Callable[..., SampleResult]:
+    """The sampler of ``method``: the entry of :data:`SAMPLERS` its objective names."""
+    return SAMPLERS[sampler_name(method)]
 
 
 def euler_step_size(method: str) -> bool | None:
     """Whether ``method``'s Euler sampler passes the step size (``"euler"``: True) or the
     ``d = 0`` token (``"flow"``: False); None for a sampler of its own (DDIM, consistency)."""
-    sampler = sampler_for(method)
-    return {id(SAMPLERS["euler"]): True, id(SAMPLERS["flow"]): False}.get(id(sampler))
+    return {"euler": True, "flow": False}.get(sampler_name(method))
