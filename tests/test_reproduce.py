@@ -434,27 +434,35 @@ def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
 TWO_STAGE = ("consistency_distillation", "progressive_distillation", "reflow")
 
 
+FAIRNESS_ROW = "shortcut_16k"
+
+
 class _Killed(Exception):
     """Stands for a kill of the batch process between two runs."""
 
 
 def test_table1_preset_is_the_issue_s_table():
     from shortcut_mini.objectives import OBJECTIVES
-    from shortcut_mini.reproduce import method_seeds, preset_runs
+    from shortcut_mini.reproduce import method_seeds, objective_of, preset_runs
 
     spec = PRESETS["table1"]
-    assert sorted(spec["methods"]) == sorted(OBJECTIVES)  # every method
-    for method in spec["methods"]:
+    methods = [m for m in spec["methods"] if m != FAIRNESS_ROW]
+    assert sorted(methods) == sorted(OBJECTIVES)  # every method, and the fairness row
+    for method in methods:
         cfg = run_config("table1", method, 0, None, {"teacher": "t"} if method in TWO_STAGE else {})
         assert (cfg.data, cfg.model) == ("fashion_mnist", "dit-mini")
         assert cfg.steps * cfg.batch_size == 8_000 * 256  # the same training images per run
+        assert cfg.compile and cfg.compile_mode == "reduce-overhead"
         assert cfg.level_embedding == ("sin_d" if method == "meanflow" else "learned")
         wanted = 2 if method in ("flow_matching", "shortcut", "meanflow") else 1
         assert len(method_seeds("table1", method)) >= wanted, method
     assert list(spec["eval"]["steps"]) == BUDGETS and spec["eval"]["metric"] == "classifier"
-    assert spec["cost"].startswith("not run yet")
-    assert len(preset_runs("table1")) == 12
-    assert sorted(PRESETS["table1_smoke"]["methods"]) == sorted(spec["methods"])
+    # the fairness row: a shortcut model on a student's teacher + own images, seed 0 only
+    fair = run_config("table1", FAIRNESS_ROW, 0, None)
+    assert objective_of("table1", FAIRNESS_ROW) == fair.method == "shortcut"
+    assert fair.steps == 16_000 and method_seeds("table1", FAIRNESS_ROW) == [0]
+    assert len(preset_runs("table1")) == 13
+    assert PRESETS["table1_smoke"]["methods"] == spec["methods"]
 
 
 def test_table1_plan_trains_each_teacher_first(tmp_path):
@@ -463,7 +471,7 @@ def test_table1_plan_trains_each_teacher_first(tmp_path):
     log = []
     plan = run_preset("table1", out=tmp_path, dry_run=True, progress=False, log=log.append)
     runs = [(o.method, o.seed) for o in plan.outcomes]
-    assert len(runs) == 12 and not list(tmp_path.iterdir())
+    assert len(runs) == 13 and not list(tmp_path.iterdir())
     for method in TWO_STAGE:
         assert runs.index((method, 0)) > runs.index(("flow_matching", 0))
         line = next(x for x in log if f"] {method} seed 0:" in x)
@@ -509,7 +517,7 @@ def table1_batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("table1")
 
     def kill_at_fifth(line: str) -> None:
-        if line.startswith("[5/12]") and line.endswith("running"):
+        if line.startswith("[5/13]") and line.endswith("running"):
             raise _Killed(line)
 
     with pytest.raises(_Killed):
@@ -523,7 +531,7 @@ def test_table1_killed_batch_resumes_skipping_finished_runs(table1_batch):
     out, first, result = table1_batch
     assert result.ok, [o.error for o in result.failed]
     statuses = [o.status for o in result.outcomes]
-    assert statuses == ["skipped"] * 4 + ["done"] * 8
+    assert statuses == ["skipped"] * 4 + ["done"] * 9
     assert first == sorted(f"{run_name(o.method, o.seed)}.json" for o in result.outcomes[:4])
 
 
@@ -533,13 +541,15 @@ def test_table1_records_are_valid_and_students_use_the_teacher(table1_batch):
     out, _, result = table1_batch
     records = {(r["method"], r["seed"]): r for r in load_records(out)[0]}
     assert set(records) == {(o.method, o.seed) for o in result.outcomes}
-    assert len(records) == 12 and {m for m, _ in records} == set(PRESETS["table1"]["methods"])
+    assert len(records) == 13 and {m for m, _ in records} == set(PRESETS["table1"]["methods"])
     teacher_dir = out / "runs" / "flow_matching_seed0"
     teacher = records["flow_matching", 0]
     for (method, _), rec in records.items():
         validate_record(rec)
         assert [e["steps"] for e in rec["evaluation"]] == BUDGETS and not rec["missing_budgets"]
-        assert rec["train_images"] == 8 * 16 and (out / rec["sample_grid"]).exists()
+        own = 16 if method == FAIRNESS_ROW else 8  # the fairness row trains twice as long
+        assert rec["train_images"] == own * 16 and (out / rec["sample_grid"]).exists()
+        assert rec["config"]["method"] == ("shortcut" if method == FAIRNESS_ROW else method)
         if method in TWO_STAGE:
             assert rec["config"]["teacher"] == str(teacher_dir)
             assert rec["teacher"]["run"] == "flow_matching_seed0"
@@ -561,7 +571,8 @@ def test_table1_aggregate_has_every_method_and_the_image_columns(table1_batch):
     assert [r.split(" (")[0][2:] for r in rows] == list(PRESETS["table1"]["methods"])
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1] == "128" and len(cells) == 3 + len(BUDGETS)
+        own = "256" if cells[0].startswith(FAIRNESS_ROW) else "128"
+        assert cells[1] == own and len(cells) == 3 + len(BUDGETS)
         assert cells[2] == ("128" if cells[0].split(" (")[0] in TWO_STAGE else "")
     assert "reflow from `flow_matching_seed0`" in md
     assert (out / "quality_vs_steps.png").exists()

@@ -224,6 +224,7 @@ def run_one(
         command=command,
         sample_grid=paths.grid.name,
         world_size=nproc,
+        label=method,
     )
     write_record(record, paths.record)
     return record

@@ -5,6 +5,11 @@ field but ``method`` and ``seed``), the methods and training seeds, the step-bud
 budgets of the sample grid; optionally, per method, its own seeds (``method_seeds``,
 :func:`method_seeds`) and its own config fields (``method_config``). One *run* is a (method, seed)
 pair; its files are named :func:`run_name` (``shortcut_seed0``) inside the batch folder.
+
+A preset may also list a *row* of its own under a label that is not a method's name (for example
+``shortcut_16k``: the shortcut model trained twice as long): its ``method_config`` entry names the
+objective with ``method`` (:func:`objective_of`) and the fields in which the row differs. Its runs,
+records and table rows go by the label.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "METRICS",
     "get_preset",
     "method_seeds",
+    "objective_of",
     "preset_runs",
     "preset_table",
     "run_config",
@@ -44,6 +50,13 @@ def method_seeds(preset: str | dict, method: str) -> list[int]:
     return [int(s) for s in spec.get("method_seeds", {}).get(method, spec["seeds"])]
 
 
+def objective_of(preset: str | dict, label: str) -> str:
+    """The objective a preset's row ``label`` trains: its ``method_config`` entry's ``method``,
+    else the label itself (a method's name)."""
+    spec = get_preset(preset) if isinstance(preset, str) else preset
+    return str(spec.get("method_config", {}).get(label, {}).get("method", label))
+
+
 def preset_runs(preset: str | dict) -> list[tuple[str, int]]:
     """Every ``(method, seed)`` run of ``preset`` (each method with its own seeds)."""
     spec = get_preset(preset) if isinstance(preset, str) else preset
@@ -60,13 +73,14 @@ def run_config(
     preset: str, method: str, seed: int, run_dir: str | Path | None, overrides: dict | None = None
 ) -> TrainConfig:
     """The :class:`TrainConfig` of one run: the preset's config, the preset's ``method_config``
-    of ``method``, ``method``, ``seed``, ``out_dir`` (so an interrupted run resumes from its last
+    of ``method`` (a method or a row's label), the objective (:func:`objective_of`), ``seed``, ``out_dir`` (so an interrupted run resumes from its last
     checkpoint) and ``overrides`` (TrainConfig fields, values or text as ``--set`` gives them,
     read as each field's type; unknown names and bad values raise
     :class:`~shortcut_mini.ConfigError`)."""
     spec = get_preset(preset)
-    own = spec.get("method_config", {}).get(method, {})
-    fields = {**spec["config"], **own, **(overrides or {}), "method": method, "seed": int(seed)}
+    own = {k: v for k, v in spec.get("method_config", {}).get(method, {}).items() if k != "method"}
+    objective = objective_of(spec, method)
+    fields = {**spec["config"], **own, **(overrides or {}), "method": objective, "seed": int(seed)}
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
     return TrainConfig.from_dict(fields)

@@ -142,8 +142,12 @@ def build_record(
     command: str,
     sample_grid: str | None = None,
     world_size: int | None = None,
+    label: str | None = None,
 ) -> dict:
     """The record of one run (see ``results.schema.json``).
+
+    ``label``: the preset's row the run belongs to (its ``method`` field; default the run's
+    method; a row such as ``shortcut_16k`` keeps its objective in ``config.method``).
 
     ``world_size``: the number of processes that trained ``run`` (default: this process's
     ``WORLD_SIZE``, 1 outside ``torchrun``); it is also the device count. ``train_images`` is
@@ -168,7 +172,7 @@ def build_record(
     return {
         "schema_version": SCHEMA_VERSION,
         "preset": preset,
-        "method": cfg.method,
+        "method": label or cfg.method,
         "seed": int(cfg.seed),
         "config": cfg.to_dict(),
         "train_steps": int(run.step),

@@ -48,7 +48,7 @@ from ..config import ConfigError
 from .aggregate import Summary, write_summary
 from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
-from .presets import eval_settings, get_preset, method_seeds, run_config
+from .presets import eval_settings, get_preset, method_seeds, objective_of, run_config
 from .record import read_record
 from .teachers import TEACHER_METHOD, needs_teacher, order_runs, teacher_seed
 
@@ -129,7 +129,7 @@ class BatchPlan:
     def teacher_of(self, method: str, seed: int) -> tuple[str, int] | None:
         """The ``(method, seed)`` of the run that teaches this one (None: no teacher, or one
         given with ``--set teacher=``)."""
-        if not needs_teacher(method) or "teacher" in self.overrides:
+        if not needs_teacher(objective_of(self.preset, method)) or "teacher" in self.overrides:
             return None
         return TEACHER_METHOD, teacher_seed(seed, self.teacher_seeds)
 
@@ -216,9 +216,11 @@ def check_batch(plan: BatchPlan) -> dict:
     from ..objectives import OBJECTIVES
 
     problems: dict[str, None] = {}  # ordered, without repeats
-    unknown = [m for m in plan.methods if m not in OBJECTIVES]
+    unknown = [m for m in plan.methods if objective_of(plan.preset, m) not in OBJECTIVES]
     if unknown:
-        problems[f"--methods: unknown method(s) {unknown}; valid: {sorted(OBJECTIVES)}"] = None
+        rows = [m for m in get_preset(plan.preset)["methods"] if m not in OBJECTIVES]
+        valid = sorted(OBJECTIVES) + rows
+        problems[f"--methods: unknown method(s) {unknown}; valid: {valid}"] = None
     checked, base_steps = {}, set()
     runs = plan.runs
     for method, seed in runs:
