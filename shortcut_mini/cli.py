@@ -166,17 +166,13 @@ def _check_sample_out(out: Path) -> None:
     from .output_paths import OutputPathError, check_output_file
     from .train.run_dir import refuse_run_entry
 
-    if out.is_dir():
-        raise OutputPathError(
-            f"--out {out} is a folder; give a file name, e.g. {out / 'samples.png'}"
-        )
+    check_output_file(out, "--out")
     if out.suffix.lower() not in (".pt", *PICTURE_SUFFIXES):
         raise OutputPathError(
             f"--out {out}: give a file ending in .pt (the samples as a tensor) or in "
             f"{', '.join(PICTURE_SUFFIXES)} (a picture); got "
             + (f"the suffix {out.suffix!r}" if out.suffix else "no suffix")
         )
-    check_output_file(out, "--out")
     refuse_run_entry(out, "--out")
 
 

@@ -101,6 +101,11 @@ def remove_empty_folders(folder: str | os.PathLike, top: str | os.PathLike) -> N
         folder = folder.parent
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``: ``(descriptor, name)``."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(f)`` on a temporary file in ``path``'s folder, then rename it to ``path``:
     a reader or a killed writer never sees half a file.
@@ -113,7 +118,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     created = make_folders(path.parent)
     tmp, recording = None, None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+        fd, tmp = _temporary(path)
         with os.fdopen(fd, "wb") as f:
             recording = _RecordingFile(f)
             write(recording)

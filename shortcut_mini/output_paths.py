@@ -71,6 +71,13 @@ def _refuse(what: str, path: Path, reason: str, fix: str):
     raise OutputPathError(f"cannot write {what} {path}: {reason}; {fix}")
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long, a loop of links: checked where it matters
+        return False
+
+
 def _deepest_existing(path: Path) -> Path:
     """``path`` or its nearest ancestor that exists (``lexists``: a dangling link counts)."""
     for candidate in (path, *path.parents):
@@ -121,9 +128,9 @@ def check_output_folder(path, what: str = "--out") -> Path:
     the work that fills it starts; ``what`` names the setting in the message. Creates nothing."""
     path = Path(path)
     existing = _deepest_existing(path)
-    if existing == path and not path.is_dir():
+    if existing == path and not _is_dir(path):
         _refuse(what, path, "it is a file, not a folder", "give a folder (new or existing)")
-    if not existing.is_dir():
+    if not _is_dir(existing):
         _refuse(what, path, f"{existing} is a file, not a folder", "choose another path")
     _check_names(what, path, existing)
     _check_folder_writable(what, path, existing)
@@ -134,10 +141,10 @@ def check_output_file(path, what: str = "--out") -> Path:
     """Refuse (:class:`OutputPathError`) a file that cannot be written (atomically: a new file
     in its folder, then renamed over it), before the work that makes it; creates nothing."""
     path = Path(path)
-    if path.is_dir():
+    if _is_dir(path):
         _refuse(what, path, "it is a folder", f"give a file name, e.g. {path / 'samples.png'}")
     existing = _deepest_existing(path.parent)
-    if not existing.is_dir():
+    if not _is_dir(existing):
         _refuse(what, path, f"{existing} is a file, not a folder", "choose another path")
     _check_names(what, path, existing)
     _check_folder_writable(what, path, existing)

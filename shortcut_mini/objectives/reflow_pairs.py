@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +122,16 @@ def _prepare_folder(folder: Path, manifest: dict) -> None:
         )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "manifest.json"
-    if _read_manifest(path) == manifest:
+    found = _read_manifest(path)
+    if found == manifest:
         return
+    if found is None and path.exists():
+        print(
+            f"reflow pairs: {path} is damaged (not a manifest this version reads); the pairs "
+            "it described are generated again",
+            file=sys.stderr,
+            flush=True,
+        )
     for old in folder.glob("chunk_*.pt"):
         if old.is_dir():
             raise _not_a_folder(old, "a chunk of pairs")

@@ -36,8 +36,17 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}: train a run into that folder first")
+        if not path.exists():
+            raise CheckpointError(
+                f"no checkpoint in {path.parent}: it holds no trained run (train one into it "
+                "first, or give the folder of a trained run)"
+            )
+    elif not path.exists():
+        what = "checkpoint file" if path.suffix else "run folder"
+        raise CheckpointError(
+            f"no {what} {path}: check the path (was it deleted or moved?), or train a run "
+            f"into {path if not path.suffix else path.parent} first"
+        )
     way_out = (
         f"To start this run afresh, delete the folder {path.parent} or train into it again "
         "with overwrite=True (CLI: --overwrite)."
