@@ -601,7 +601,8 @@ def sweep(
     on_gpu = next(run.ema.parameters()).device.type == "cuda"
     kw = dict(cfg_scale=cfg_scale, use_ema=use_ema, batch_size=batch_size)
     kw["compile"] = True if on_gpu else None
-    sample(run, min(metric.n, 8), 1, seed=0, **kw)
+    first = steps[0]  # (a budget the run samples: progressive distillation has only its own)
+    sample(budget_weights(run, first), min(metric.n, 8), first, seed=0, **kw)
     labels = {s: _labels(run, metric.reference, metric.n, class_labels, s) for s in seeds}
     rows = []
     with _progress_bar(progress, len(steps) * len(seeds), metric) as bar:

@@ -32,13 +32,10 @@ class OutputPathError(ValueError):
 _REASONS = {
     errno.ENOSPC: ("no space is left on its device", "free some space, or write to another disk"),
     errno.EDQUOT: ("the disk quota is exceeded", "free some space, or write to another disk"),
-    errno.EACCES: (
-        "permission denied",
-        "choose a path you may write to, or change the permissions",
-    ),
+    errno.EACCES: ("permission denied", "choose another path, or change its permissions"),
     errno.EPERM: (
         "the operation is not permitted",
-        "choose a path you may write to, or change the permissions",
+        "choose another path, or change its permissions",
     ),
     errno.EROFS: ("its file system is read-only", "choose a path on a writable disk"),
     errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another path"),

@@ -208,7 +208,7 @@ def test_a_full_disk_is_one_sentence_and_leaves_nothing_behind(
 
 def test_os_errors_read_as_a_sentence_with_the_fix():
     for code, words in [
-        (errno.EACCES, "permission denied; choose a path you may write to"),
+        (errno.EACCES, "permission denied; choose another path, or change its permissions"),
         (errno.EROFS, "read-only; choose a path on a writable disk"),
         (errno.ENAMETOOLONG, "too long for the file system; choose a shorter path"),
         (errno.EIO, "Input/output error; check the path and its permissions"),

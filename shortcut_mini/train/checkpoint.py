@@ -42,10 +42,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
                 "first, or give the folder of a trained run)"
             )
     elif not path.exists():
-        what = "checkpoint file" if path.suffix else "run folder"
+        what, folder = ("file", path.parent) if path.suffix else ("folder", path)
         raise CheckpointError(
-            f"no {what} {path}: check the path (was it deleted or moved?), or train a run "
-            f"into {path if not path.suffix else path.parent} first"
+            f"no checkpoint at {path}: there is no such {what}; check the path (was it deleted "
+            f"or moved?), or train a run into {folder} first"
         )
     way_out = (
         f"To start this run afresh, delete the folder {path.parent} or train into it again "
@@ -53,6 +53,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as e:  # it is there but cannot be read: not damage
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({e.strerror or e}); check its permissions"
+        ) from e
     except Exception as e:  # corrupt file, or an object that is not plain data
         raise CheckpointError(
             f"could not read checkpoint {path}: it is truncated, corrupt or not plain data "
