@@ -53,6 +53,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except IsADirectoryError as e:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file. {way_out}") from e
     except OSError as e:  # it is there but cannot be read: not damage
         raise CheckpointError(
             f"cannot read checkpoint {path} ({e.strerror or e}); check its permissions"
