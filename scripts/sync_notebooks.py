@@ -21,8 +21,8 @@ Usage (from the repository root)::
 
 ``--check`` changes nothing. It fails when the two cells differ from what this script would
 write, when a notebook holds outputs, execution counts or papermill leftovers, or when a chapter
-lacks the skeleton of ``notebooks/_template.ipynb`` (a ``parameters``-tagged cell, and a last
-code cell that calls ``run_record``). Only the standard library and PyYAML are needed.
+lacks the skeleton of ``notebooks/_template.ipynb`` (a ``parameters``-tagged cell followed by a
+code cell that calls ``check_parameters``, and a last code cell that calls ``run_record``). Only the standard library and PyYAML are needed.
 """
 
 from __future__ import annotations
@@ -224,9 +224,15 @@ def check_notebook(nb: dict, expected_header: list[dict]) -> list[str]:
         _has_tag(c, "injected-parameters") for c in cells
     ):
         problems.append("holds papermill leftovers (injected-parameters cell or metadata)")
-    if not any(c.get("cell_type") == "code" and _has_tag(c, "parameters") for c in cells):
-        problems.append("has no code cell tagged 'parameters'")
     code = [c for c in cells if c.get("cell_type") == "code"]
+    tagged = [i for i, c in enumerate(code) if _has_tag(c, "parameters")]
+    if not tagged:
+        problems.append("has no code cell tagged 'parameters'")
+    elif tagged[0] + 1 >= len(code) or "check_parameters(" not in _source(code[tagged[0] + 1]):
+        problems.append(
+            "the code cell after its 'parameters' cell does not call check_parameters(...) "
+            "(values papermill injects there must be checked)"
+        )
     if not code or "run_record(" not in _source(code[-1]):
         problems.append("its last code cell does not call run_record(...)")
     return problems

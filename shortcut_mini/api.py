@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
 
 import torch
 
+from .common import available_memory
 from .config import TrainConfig
 from .levels import dyadic_schedule
 from .samplers import euler_step_size, sampler_for
@@ -21,18 +23,28 @@ from .speed import (
     sampling_dtype,
 )
 from .train.checkpoint import load_checkpoint, load_weights
+from .train.devices import resolve_device
 from .train.metrics_log import METRICS_NAME, read_metrics_log
 from .train.trainer import Run, model_from_config, train
 
-__all__ = ["train", "sample", "load_run", "misaligned_steps", "Run"]
+__all__ = ["train", "sample", "load_run", "as_run", "check_memory", "misaligned_steps", "Run"]
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     """Load a run folder (or its ``checkpoint.pt``) written by :func:`~shortcut_mini.train.train`.
 
     The model is rebuilt from the checkpoint's own config; loading never executes code
-    (``torch.load(weights_only=True)``).
+    (``torch.load(weights_only=True)``). ``device``: ``"cpu"`` (default), ``"auto"`` (a GPU
+    when there is one), ``"cuda"``, ``"cuda:N"``; one this machine lacks is refused with a
+    ``ConfigError`` that says so.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"load_run takes the path of a run folder (or of its checkpoint.pt), got "
+            f"{type(path).__name__}"
+        )
+    if not isinstance(device, torch.device):
+        device = resolve_device(device, setting="device")
     state = load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
     model = model_from_config(cfg, state["data_info"])
@@ -52,6 +64,43 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         step=state["step"],
         out_dir=str(out_dir),
         train_seconds=state["train_seconds"],
+    )
+
+
+def as_run(run, what: str = "sample()") -> Run:
+    """``run`` as a :class:`Run`: a ``Run`` itself, or the path of a run folder (loaded with
+    :func:`load_run`); ``TypeError`` naming both forms otherwise."""
+    if isinstance(run, Run):
+        return run
+    if isinstance(run, (str, os.PathLike)):
+        return load_run(run)
+    raise TypeError(
+        f"{what} takes a Run (from train() or load_run()) or the path of a run folder, got "
+        f"{type(run).__name__}"
+    )
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    return ""  # pragma: no cover
+
+
+def check_memory(n: int, shape, copies: float = 2.0, what: str = "n") -> None:
+    """Refuse (``ValueError``) ``n`` samples of ``shape`` whose ``copies`` float32 arrays
+    (noise and samples: 2) would not fit in the memory left, with a sentence saying how many
+    do; nothing is allocated. Unknown free memory: no check."""
+    free = available_memory()
+    per_sample = 4 * math.prod(shape) * copies
+    if free is None or n * per_sample <= free:
+        return
+    fits = max(1, int(free * 0.8 // per_sample))
+    raise ValueError(
+        f"{what}={n:,} samples of shape {tuple(shape)} need {_size(n * per_sample)} of memory "
+        f"(float32 noise and samples) but {_size(free)} is free: ask for at most about "
+        f"{fits:,} at a time (several calls with different seeds give more)"
     )
 
 
@@ -183,7 +232,12 @@ def sample(
     precision: str = "auto",
     compile: bool | None = None,
 ):
-    """Draw ``n`` samples with a budget of ``steps``.
+    """Draw ``n`` samples of ``run`` (a :class:`Run`, or the path of a run folder) with a
+    budget of ``steps``.
+
+    A progressive-distillation run samples a budget with the student of the stage that trained
+    it (:func:`~shortcut_mini.budget_runs.budget_weights`, the rule of every entry point), and
+    only the budgets its stages trained.
 
     Args:
         steps: an int (a power of two gives equal steps; another int a dyadic schedule, e.g.
@@ -203,18 +257,25 @@ def sample(
             ``batch_size`` rows); None: on a GPU, when the call is large enough to pay for the
             compilation or the model is compiled already.
 
-    Raises ``ValueError`` on an argument it cannot use (naming it and the fix), and warns
+    Raises ``ValueError`` on an argument it cannot use (naming it and the fix; also ``n``
+    samples that would not fit in the memory left, see :func:`check_memory`), and warns
     (``UserWarning``) on an explicit schedule with a step that starts off a multiple of its own
     size (:func:`misaligned_steps`).
 
     Returns float32 samples on the CPU in the data's range (images clamped to ``[-1, 1]``),
     and the trajectory ``[steps + 1, n, ...]`` if asked.
     """
+    from .budget_runs import budget_weights  # (it loads runs: it imports this module)
+
+    run = as_run(run)
+    _check_sample_args(run, n, steps, cfg_scale, batch_size)
+    run = budget_weights(run, steps)  # progressive distillation: the budget's own student
     model = run.ema if use_ema else run.model
     device = next(model.parameters()).device
     shape = tuple(run.data_info["shape"])
-    _check_sample_args(run, n, steps, cfg_scale, batch_size)
     sampling_dtype(precision, device)  # a bad precision is refused before any work
+    copies = 2 + (len(dyadic_schedule(steps, run.config.M)) + 1 if return_trajectory else 0)
+    check_memory(n, shape, copies=copies if noise is None else copies - 1)
     gen = torch.Generator().manual_seed(seed)  # the noise, then any fresh noise of the sampler
     if noise is None:
         pinned = device.type == "cuda"  # the same values, in memory the GPU copies from async

@@ -3,24 +3,30 @@
 A progressive-distillation run trains one student per budget (``M / 2``, ..., 1 steps), each
 saved at its stage end (``objectives.progressive_distillation``); sampling ``N`` steps must use
 the student of the stage that trained ``N``, with the Euler sampler. Every other method samples
-any budget with the run's own weights. :func:`budget_weights` gives the run that samples a budget
-of a trained run; :func:`missing_budgets` names the budgets a run cannot sample (a reproduction
-table leaves those cells blank).
+any budget with the run's own weights.
+
+One rule, in every entry point (``sample``, ``evaluate``, the command line, the reproduction):
+:func:`budget_weights` gives the run that samples a budget of a trained run, and refuses a
+budget no stage trained (or a schedule of unequal steps, which no student takes);
+:func:`missing_budgets` names the budgets a run cannot sample (a reproduction table leaves
+those cells blank).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import torch
 
-from .api import load_run
 from .levels import dyadic_schedule
-from .objectives.progressive_distillation import read_stage_index
-from .train.checkpoint import load_checkpoint
+from .objectives.progressive_distillation import STAGE_INDEX, STAGES_DIR, read_stage_index
+from .train.checkpoint import CHECKPOINT_NAME
 from .train.trainer import Run
 
 __all__ = ["run_for_budget", "budget_sources", "budget_weights", "missing_budgets"]
+
+_METHOD = "progressive_distillation"
 
 
 def budget_sources(path: str | Path) -> dict[int, str]:
@@ -35,6 +41,54 @@ def budget_sources(path: str | Path) -> dict[int, str]:
     return out
 
 
+def _budget_of(steps) -> int | None:
+    """The number of equal steps of ``steps`` (an int budget, or a schedule of equal sizes);
+    None for a schedule of unequal steps."""
+    if isinstance(steps, int):
+        return steps
+    sizes = {Fraction(d).limit_denominator(1 << 20) for d in steps}
+    return len(steps) if len(sizes) == 1 and sizes == {Fraction(1, len(steps))} else None
+
+
+def _not_trained(path, trained: list[int], steps) -> ValueError:
+    return ValueError(
+        f"{path} is a {_METHOD} run: it has students for the budgets {trained} (one per "
+        f"finished stage), not {steps}; sample one of those (a stage's student takes only "
+        "its own number of equal steps)"
+    )
+
+
+def _stage_run(path: Path, budget: int, entry: dict, device) -> Run:
+    """The student of ``entry`` (a stage's snapshot, or the teacher), loaded onto ``device``."""
+    from .api import load_run  # (api samples through this module)
+
+    teacher = entry["stage"] == "teacher"
+    source = Path(entry["file"]) if teacher else path / entry["file"]
+    if not source.exists():
+        what = "the teacher's run folder" if teacher else "the student's file"
+        raise ValueError(
+            f"{path}: the {budget}-step budget is sampled from {what} {source}, named in "
+            f"{STAGES_DIR}/{STAGE_INDEX}, and it is missing (deleted or moved?). Put it back, "
+            f"or sample another budget ({sorted(read_stage_index(path))})"
+        )
+    run = load_run(source, device)
+    if not teacher:  # a snapshot: its weights take exactly this budget
+        run.budget, run.out_dir = budget, str(path)
+    return run
+
+
+def _last_stage_started(path: Path, run: Run, budget: int, entry: dict) -> None:
+    """Refuse the run's own checkpoint as the last stage's student before that stage trained
+    (the index names it when the stage starts; a checkpoint of that step or before is of the
+    stage before)."""
+    if entry.get("step") is not None and run.step <= entry["step"]:
+        raise ValueError(
+            f"{path}: the {budget}-step stage (stage {entry['stage']}) has not started "
+            f"training yet (the last checkpoint is of step {run.step}); resume the run to its "
+            "end first"
+        )
+
+
 def run_for_budget(path: str | Path, budget: int, device: str | torch.device = "cpu") -> Run:
     """The run to sample ``budget`` steps from: the stage's snapshot of a progressive-distillation
     run (the teacher for ``budget = M``), the run in ``path`` itself for any other method.
@@ -42,53 +96,54 @@ def run_for_budget(path: str | Path, budget: int, device: str | torch.device = "
     Raises ``ValueError`` naming the budgets a progressive-distillation run has, when
     ``budget`` is not one of them (or its stage has not been trained yet).
     """
-    run = load_run(path, device)
-    if run.config.method != "progressive_distillation":
+    from .api import load_run
+
+    return budget_weights(load_run(path, device), budget)
+
+
+def budget_weights(run: Run, steps) -> Run:
+    """The run that samples ``steps`` (an int budget or a schedule of step sizes) of the trained
+    ``run``: ``run`` itself, or for a progressive-distillation run the student of that budget's
+    stage, loaded from its folder onto the device of ``run``'s EMA weights.
+
+    Raises ``ValueError`` for a progressive-distillation budget no stage trained (naming those
+    that were), a schedule of unequal steps, or a student whose file is missing.
+    """
+    if run.config.method != _METHOD or run.budget is not None and run.budget == steps:
         return run
-    index = read_stage_index(path)
-    if budget not in index:
-        raise ValueError(
-            f"{path} is a progressive_distillation run: it has students for the budgets "
-            f"{sorted(index)} (one per finished stage), not {budget}; sample one of those"
-        )
-    entry = index[budget]
-    if entry["file"] == "checkpoint.pt":  # the last stage trains until the run's end
-        stage = load_checkpoint(path)["objective"]["stage"]
-        if stage != entry["stage"]:
-            raise ValueError(
-                f"{path}: the {budget}-step stage (stage {entry['stage']}) has not started "
-                f"training yet (the last checkpoint is of stage {stage}); resume the run to "
-                "its end first"
-            )
-        return run
-    source = entry["file"] if entry["stage"] == "teacher" else Path(path) / entry["file"]
-    return load_run(source, device)
-
-
-def _per_budget(run: Run) -> bool:
-    """True for a run that keeps one student per budget in its folder."""
-    return run.config.method == "progressive_distillation"
-
-
-def budget_weights(run: Run, budget: int) -> Run:
-    """The run that samples ``budget`` steps of the trained ``run``: ``run`` itself, or for a
-    progressive-distillation run the student of that budget's stage, loaded from its folder
-    onto the device of ``run``'s EMA weights (see :func:`run_for_budget`)."""
-    if not _per_budget(run):
-        return run
+    budget = _budget_of(steps)
     if run.out_dir is None:
+        if budget == 1:  # a finished run in memory: its own weights are the 1-step student
+            return run
         raise ValueError(
-            "a progressive_distillation run samples each budget with that stage's student, kept "
-            "in its out_dir; train it with an out_dir (or load it with load_run(folder))"
+            f"a {_METHOD} run samples each budget with that stage's student, kept in its "
+            "out_dir; this run has none, so it samples only 1 step. Train it with an out_dir "
+            "(or load it with load_run(folder))"
         )
-    return run_for_budget(run.out_dir, budget, device=next(run.ema.parameters()).device)
+    path = Path(run.out_dir)
+    index = read_stage_index(path)
+    if budget is None or budget not in index:
+        raise _not_trained(path, sorted(index), steps)
+    if run.budget == budget:
+        return run
+    entry = index[budget]
+    if entry["file"] == CHECKPOINT_NAME:  # the last stage trains until the run's end
+        own = run if run.budget is None else _stage_run(path, budget, entry, _device(run))
+        _last_stage_started(path, own, budget, entry)
+        return own
+    return _stage_run(path, budget, entry, _device(run))
+
+
+def _device(run: Run) -> torch.device:
+    return next(run.ema.parameters()).device
 
 
 def missing_budgets(run: Run, steps) -> dict[int, str]:
     """``{budget: why}`` for each budget of ``steps`` that ``run`` cannot sample: above its base
     steps ``M``, or (progressive distillation) a budget no stage trained a student for."""
     missing = {}
-    trained = sorted(read_stage_index(run.out_dir)) if _per_budget(run) and run.out_dir else None
+    per_budget = run.config.method == _METHOD and run.out_dir
+    trained = sorted(read_stage_index(run.out_dir)) if per_budget else None
     for budget in steps:
         try:
             dyadic_schedule(int(budget), run.config.M)
@@ -96,7 +151,5 @@ def missing_budgets(run: Run, steps) -> dict[int, str]:
             missing[int(budget)] = str(e)
             continue
         if trained is not None and int(budget) not in trained:
-            missing[int(budget)] = (
-                f"progressive_distillation trains one student per budget, for {trained} only"
-            )
+            missing[int(budget)] = f"{_METHOD} trains one student per budget, for {trained} only"
     return missing

@@ -102,7 +102,12 @@ def _add_sample(sub) -> None:
     p.add_argument(
         "--label", type=int, default=None, help="class label 0..num_classes-1 for every sample"
     )
-    p.add_argument("--out", default=None, help=".pt file (tensor) or .png (grid / scatter)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=".pt file (the samples as a tensor) or a picture, .png, .jpg, .pdf or .svg (grid "
+        "/ scatter) (default: RUN/samples_STEPSsteps.png)",
+    )
 
 
 def _add_evaluate(sub) -> None:
@@ -134,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model (resumes in an existing --out-dir)",
         description="Train a model; in an --out-dir that holds a run of the same config, resume "
-        "it. Flags override the values of --config FILE (YAML or JSON).",
+        "it (--overwrite: start afresh, whatever run it holds). Flags override the values of "
+        "--config FILE (YAML or JSON).",
     )
     _add_config_flags(p)
     _add_sample(sub)
@@ -151,38 +157,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _writable_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(
-            f"cannot write to {path}: its folder {path.parent} cannot be created "
-            f"({e.strerror or e}); choose an --out in a folder you can write to"
-        ) from None
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+"""What ``sample --out`` may end in besides ``.pt`` (the samples as a tensor)."""
 
 
-def _save_samples(x, path: Path, kind: str) -> None:
-    import torch
+def _check_sample_out(out: Path) -> None:
+    """Refuse an ``--out`` that ``sample`` could not write, before it samples."""
+    from .output_paths import OutputPathError, check_output_file
+    from .train.run_dir import refuse_run_entry
 
-    _writable_parent(path)
-    if path.suffix == ".pt":
-        torch.save(x, path)
-        return
+    check_output_file(out, "--out")
+    if out.suffix.lower() not in (".pt", *PICTURE_SUFFIXES):
+        raise OutputPathError(
+            f"--out {out}: give a file ending in .pt (the samples as a tensor) or in "
+            f"{', '.join(PICTURE_SUFFIXES)} (a picture); got "
+            + (f"the suffix {out.suffix!r}" if out.suffix else "no suffix")
+        )
+    refuse_run_entry(out, "--out")
+
+
+def _picture_bytes(x, kind: str, fmt: str) -> bytes:
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    buffer = io.BytesIO()
     if kind == "image":
         from torchvision.utils import make_grid
 
         grid = make_grid((x + 1) / 2, nrow=int(len(x) ** 0.5)).permute(1, 2, 0).numpy()
-        plt.imsave(path, grid.clip(0, 1))
+        plt.imsave(buffer, grid.clip(0, 1), format=fmt)
     else:
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.scatter(x[:, 0], x[:, 1], s=1)
-        fig.savefig(path)
+        fig.savefig(buffer, format=fmt)
         plt.close(fig)
+    return buffer.getvalue()
+
+
+def _save_samples(x, path: Path, kind: str) -> None:
+    """The samples as a tensor (``.pt``) or a picture, written atomically."""
+    import torch
+
+    from .common import atomic_write, atomic_write_bytes
+
+    if path.suffix.lower() == ".pt":
+        atomic_write(path, lambda f: torch.save(x, f))
+    else:
+        fmt = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+        atomic_write_bytes(path, _picture_bytes(x, kind, fmt))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -217,37 +243,62 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .api import load_run, sample
+    from .api import check_memory, load_run, sample
+    from .train.run_dir import record_outputs
 
     n_steps = args.steps if isinstance(args.steps, int) else len(args.steps)
     out = Path(args.out or Path(args.run) / f"samples_{n_steps}steps.png")
+    _check_sample_out(out)
     run = load_run(args.run)
-    _writable_parent(out)
+    kind = run.data_info["kind"]
+    if kind == "image" and out.suffix.lower() != ".pt":  # the grid: 3 channels, 2-pixel borders
+        _, h, w = run.data_info["shape"]
+        check_memory(args.n, (3, h + 2, w + 2), copies=4, what="--n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         x = sample(run, args.n, args.steps, seed=args.seed, cfg_scale=args.cfg_scale, y=args.label)
     for w in caught:  # one line each, without the warning machinery's file and line
         print(f"shortcut-mini sample: warning: {w.message}", file=sys.stderr)
-    kind = run.data_info["kind"]
-    if kind == "latent" and out.suffix != ".pt":  # a picture: decode with the VAE
+    if kind == "latent" and out.suffix.lower() != ".pt":  # a picture: decode with the VAE
         from .data.latents import decode_samples
 
         x, kind = decode_samples(run, x), "image"
     _save_samples(x, out, kind)
+    record_outputs([out])
     print(f"wrote {out}")
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    import torch
+EVAL_FILES = ("table.csv", "table.json", "table.md", "quality_vs_steps.png")
+"""What ``evaluate`` writes into its ``--out`` folder."""
 
+
+def _check_evaluate_out(out: Path, cache_dir: str | None) -> None:
+    """Refuse an ``--out`` (or ``--cache-dir``) that ``evaluate`` could not write, before it
+    evaluates."""
+    from .output_paths import check_output_file, check_output_folder
+    from .train.run_dir import refuse_run_entry
+
+    check_output_folder(out, "--out")
+    refuse_run_entry(out, "--out")
+    for name in EVAL_FILES:
+        check_output_file(out / name, "--out")
+    if cache_dir is not None:
+        check_output_folder(cache_dir, "--cache-dir")
+        refuse_run_entry(cache_dir, "--cache-dir")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from .api import load_run
+    from .common import atomic_write_bytes
     from .evaluate import evaluate
     from .plots import plot_quality_vs_steps, save_figure
+    from .train.devices import resolve_device
+    from .train.run_dir import record_outputs
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device, setting="--device")
+    out = Path(args.out) if args.out else Path(args.run) / "eval"
+    _check_evaluate_out(out, args.cache_dir)
     run = load_run(args.run, device=device)
     table = evaluate(
         run,
@@ -261,22 +312,32 @@ def _evaluate(args: argparse.Namespace) -> int:
         precision_recall=args.precision_recall,
         cache_dir=args.cache_dir,
     )
-    out = Path(args.out) if args.out else Path(run.out_dir) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
     table.meta["command"] = "shortcut-mini " + " ".join(args.argv)
-    table.to_csv(out / "table.csv")
-    table.to_json(out / "table.json")
-    md = table.to_markdown(out / "table.md")
+    csv, js, md = table.to_csv(), table.to_json(), table.to_markdown()
     label = f"{run.config.method} ({run.config.model})"
-    save_figure(plot_quality_vs_steps({label: table}), out / "quality_vs_steps.png")
+    for name, text in zip(EVAL_FILES, (csv, js, md)):
+        atomic_write_bytes(out / name, text.encode())
+    save_figure(plot_quality_vs_steps({label: table}), out / EVAL_FILES[3])
+    record_outputs(out / name for name in EVAL_FILES)
     print(md)
-    print(f"wrote {out}/table.csv, table.json, table.md, quality_vs_steps.png")
+    print(f"wrote {out}/{', '.join(EVAL_FILES)}")
     return 0
+
+
+DEMO_FILES = ("table.md", "table.json", "samples.png")
+"""What ``demo`` writes into its ``--out`` folder (beside a run folder per method)."""
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .output_paths import check_output_file, check_output_folder
+    from .train.run_dir import refuse_run_entry
 
+    check_output_folder(args.out, "--out")
+    refuse_run_entry(args.out, "--out")
+    for name in DEMO_FILES:
+        check_output_file(Path(args.out) / name, "--out")
+        check_output_file(Path(args.out) / name, "--out")
     run_demo(args.out, data=args.data, steps=args.steps)
     return 0
 
@@ -310,19 +371,21 @@ def user_errors() -> tuple[type[BaseException], ...]:
     the command line prints their message, without a traceback."""
     from .data import errors as data_errors
     from .metrics.inception import FeatureWeightsUnavailableError
+    from .objectives.reflow_pairs import ReflowPairsError
     from .train.checkpoint import CheckpointError
     from .train.lock import RunLockedError
     from .train.metrics_log import MetricsLogError
     from .train.trainer import NonFiniteLossError, RunExistsError
 
     return (
-        ConfigError,
-        ValueError,
+        ConfigError,  # (and DeviceUnavailableError, a device this machine lacks)
+        ValueError,  # (and OutputPathError, TeacherError, StageIndexError)
         CheckpointError,
         RunExistsError,
         RunLockedError,
         MetricsLogError,
         NonFiniteLossError,
+        ReflowPairsError,
         data_errors.DatasetError,
         FeatureWeightsUnavailableError,
     )
@@ -330,7 +393,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; exit status 0 on success, 2 on a user error (its message on stderr,
-    no traceback), 130 when ``train`` is interrupted."""
+    one line, no traceback), 1 on a file-system error (a full disk, a file it may not read:
+    one line naming the path and the fix), 130 when a command is interrupted."""
     args = build_parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
@@ -338,10 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"shortcut-mini {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        from .output_paths import describe_os_error
+
+        print(f"shortcut-mini {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
     except Exception as e:
         if not isinstance(e, user_errors()):
             raise
-        print(f"shortcut-mini {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line
+        print(f"shortcut-mini {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

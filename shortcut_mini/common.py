@@ -1,4 +1,5 @@
-"""Small shared utilities at the bottom of the package: atomic file writes and provenance.
+"""Small shared utilities at the bottom of the package: atomic file writes, folders, the memory
+left, and provenance.
 
 Every module that writes a file a reader or a resumed run will read (checkpoints, records, tables,
 figures) writes it through :func:`atomic_write_bytes`, so a kill mid-write never leaves half a
@@ -22,8 +23,11 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
+    "available_memory",
     "device_name",
     "git_commit",
+    "make_folders",
+    "remove_empty_folders",
     "run_git",
 ]
 
@@ -44,22 +48,93 @@ def _read_umask() -> int:
 NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
+class _RecordingFile:
+    """A file that remembers the ``OSError`` its ``write`` raised: ``torch.save`` reports a
+    failed write (a full disk) as a ``RuntimeError`` of its own, which hides the cause."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def _with_path(error: OSError, path: Path) -> OSError:
+    """``error`` naming ``path`` (a failed ``write`` names no file)."""
+    if error.filename is not None:
+        return error
+    return OSError(error.errno, error.strerror, str(path))
+
+
+def make_folders(folder: str | os.PathLike) -> list[Path]:
+    """Create ``folder`` and any missing parents; return those created, outermost first (on a
+    failure, those created are removed again)."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not os.path.lexists(p)][::-1]
+    created: list[Path] = []
+    try:
+        for p in missing:
+            p.mkdir()
+            created.append(p)
+    except BaseException:
+        if created:
+            remove_empty_folders(created[-1], created[0].parent)
+        raise
+    return created
+
+
+def remove_empty_folders(folder: str | os.PathLike, top: str | os.PathLike) -> None:
+    """Remove ``folder`` and its parents while they are empty, up to ``top`` (kept)."""
+    folder, top = Path(folder), Path(top)
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): stop
+            return
+        folder = folder.parent
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``: ``(descriptor, name)``."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(f)`` on a temporary file in ``path``'s folder, then rename it to ``path``:
-    a reader or a killed writer never sees half a file."""
+    a reader or a killed writer never sees half a file.
+
+    A failure leaves nothing behind (no temporary file, no folder this call created) and
+    raises the ``OSError`` that caused it, naming ``path`` (a full disk is ``errno.ENOSPC``, even
+    where ``write`` reports it otherwise, as ``torch.save`` does).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    created = make_folders(path.parent)
+    tmp, recording = None, None
     try:
+        fd, tmp = _temporary(path)
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _RecordingFile(f)
+            write(recording)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, NEW_FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if created:
+            remove_empty_folders(created[-1], created[0].parent)
+        if isinstance(e, OSError):
+            raise _with_path(e, path) from None
+        if recording is not None and recording.error is not None:
+            raise _with_path(recording.error, path) from e
         raise
 
 
@@ -109,3 +184,19 @@ def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return "cpu"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a process can still allocate without swapping (Linux's ``MemAvailable``,
+    else the free physical pages); ``None`` where neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None

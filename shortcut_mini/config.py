@@ -31,7 +31,9 @@ import functools
 import inspect
 import json
 import math
+import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "ConfigError",
     "RESUME_IGNORED_FIELDS",
+    "as_train_config",
     "field_help",
     "names",
     "parse_field",
@@ -146,7 +149,9 @@ class TrainConfig:
             ``"max-autotune-no-cudagraphs"``.
         log_every: metrics-log interval in steps (0: only at the end).
         ckpt_every: checkpoint interval in steps (0: only at the end).
-        overwrite: start afresh even if ``out_dir`` holds a run with another config.
+        overwrite: start afresh, whatever run ``out_dir`` holds (without it, a run of the
+            same config resumes and one of another config is refused). The old run is set
+            aside until the new one writes its first checkpoint; the user's own files stay.
         progress: show a tqdm progress bar.
         teacher: the run folder of a finished flow-matching run of the same model and data,
             for ``consistency_distillation``, ``progressive_distillation`` and ``reflow`` (the
@@ -256,6 +261,22 @@ class TrainConfig:
         return {k: (a[k], b.get(k)) for k in a if k not in ignore and a[k] != b.get(k)}
 
 
+def as_train_config(value, what: str = "train()") -> TrainConfig:
+    """``value`` as a :class:`TrainConfig`: a ``TrainConfig`` itself, a mapping of its fields
+    (``{"steps": 500}``), or the path of a YAML or JSON config file; ``TypeError`` otherwise,
+    naming the forms ``what`` takes."""
+    if isinstance(value, TrainConfig):
+        return value
+    if isinstance(value, Mapping):
+        return TrainConfig.from_dict(dict(value))
+    if isinstance(value, (str, os.PathLike)):
+        return TrainConfig.from_file(value)
+    raise TypeError(
+        f"{what} takes a TrainConfig (e.g. TrainConfig(steps=500)), a dict of its fields or "
+        f"the path of a YAML or JSON config file; got {type(value).__name__}"
+    )
+
+
 def _bad(name: str, msg: str):
     raise ConfigError(f"TrainConfig.{name}: {msg}")
 
@@ -301,11 +322,25 @@ def read_config_values(path: str | Path) -> dict:
 def read_config_file(path: Path) -> dict:
     """The mapping in a YAML (``.yaml``, ``.yml``) or JSON file; :class:`ConfigError` names the
     file (and the line) when it is missing or malformed."""
+    if path.is_dir():
+        raise ConfigError(
+            f"config file {path} is a folder; give the path of a YAML or JSON file (in it?)"
+        )
     if not path.is_file():
         raise ConfigError(
             f"config file {path} does not exist; give the path of a YAML or JSON file"
         )
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at position "
+            f"{e.start}); a config is a YAML or JSON text file: save it as UTF-8"
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read config file {path} ({e.strerror or e}); check its permissions"
+        ) from None
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
@@ -396,6 +431,21 @@ def _check_teacher(cfg: TrainConfig, needs_teacher: bool) -> None:
         )
     if not needs_teacher and cfg.teacher is not None:
         _bad("teacher", f"method {cfg.method!r} uses no teacher: leave teacher out (none)")
+    if cfg.teacher and cfg.out_dir and cfg.teacher.strip() and cfg.out_dir.strip():
+        teacher, out = (Path(p).expanduser().resolve() for p in (cfg.teacher, cfg.out_dir))
+        if teacher == out or teacher in out.parents or out in teacher.parents:
+            where = (
+                "is"
+                if teacher == out
+                else ("contains" if teacher in out.parents else "lies inside")
+            )
+            _bad(
+                "teacher",
+                f"the teacher's folder {cfg.teacher} {where} the output folder out_dir "
+                f"{cfg.out_dir}: training would write over the teacher it reads. Give the "
+                "student its own out_dir, beside the teacher's (e.g. runs/reflow next to "
+                "runs/flow_matching)",
+            )
 
 
 def _check_numbers(cfg: TrainConfig) -> None:

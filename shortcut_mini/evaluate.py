@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .api import sample
-from .budget_runs import budget_weights
+from .api import as_run, check_memory, sample
+from .budget_runs import budget_weights, missing_budgets
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
 from .metrics.frechet import FeatureStats
@@ -334,6 +334,13 @@ def _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels):
     seeds = _int_sequence(seeds, "seeds (one sampling seed per repetition)", "(0, 1, 2)")
     for budget in steps:
         dyadic_schedule(budget, run.config.M)  # raises on a budget the model cannot do
+    missing = missing_budgets(run, steps)  # (progressive distillation: a budget no stage trained)
+    if missing:
+        raise ValueError(
+            f"steps: {run.config.method} cannot sample "
+            + "; ".join(f"{b} steps ({why})" for b, why in missing.items())
+            + "; leave those budgets out"
+        )
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
     if n is not None and (not _is_int(n) or n < 2):
@@ -350,6 +357,8 @@ def _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels):
     if not ok or not math.isfinite(cfg_scale):
         raise ValueError(f"cfg_scale must be a finite number (1: no guidance), got {cfg_scale!r}")
     _check_class_labels(class_labels)
+    if n is not None:  # noise, samples and as many reference points: refused before any work
+        check_memory(int(n), run.data_info["shape"], copies=3)
     return steps, seeds, None if n is None else int(n)
 
 
@@ -592,7 +601,8 @@ def sweep(
     on_gpu = next(run.ema.parameters()).device.type == "cuda"
     kw = dict(cfg_scale=cfg_scale, use_ema=use_ema, batch_size=batch_size)
     kw["compile"] = True if on_gpu else None
-    sample(run, min(metric.n, 8), 1, seed=0, **kw)
+    first = steps[0]  # (a budget the run samples: progressive distillation has only its own)
+    sample(budget_weights(run, first), min(metric.n, 8), first, seed=0, **kw)
     labels = {s: _labels(run, metric.reference, metric.n, class_labels, s) for s in seeds}
     rows = []
     with _progress_bar(progress, len(steps) * len(seeds), metric) as bar:
@@ -674,8 +684,8 @@ def evaluate(
     """Sample ``run`` at each step budget and measure the distance to held-out data.
 
     Args:
-        run: a ``shortcut_mini.Run`` (from ``train`` or ``load_run``); sampling runs on
-            the device its model lives on.
+        run: a ``shortcut_mini.Run`` (from ``train`` or ``load_run``), or the path of a run
+            folder (loaded on the CPU); sampling runs on the device its model lives on.
         steps: step budgets (ints; see ``shortcut_mini.sample``).
         n: samples per seed and budget. Default: 4,096 for 2D runs; for image runs the size of
             the held-out split, at most 10,000.
@@ -708,6 +718,7 @@ def evaluate(
         An :class:`EvalTable` with one row per budget, in the order of ``steps``.
     """
     t_start = time.perf_counter()
+    run = as_run(run, "evaluate()")
     steps, seeds, n = _check_arguments(run, steps, n, seeds, batch_size, cfg_scale, class_labels)
     metric = _metric_for(
         run,

@@ -2,7 +2,8 @@
 
 A chapter reads its *profile* (how big a run to make) with :func:`get_profile`: the environment
 variable ``SHORTCUT_MINI_PROFILE`` when set, else ``gpu`` when a CUDA device is present and ``cpu``
-otherwise, and it prints which one runs and why. Its last cell
+otherwise, and it prints which one runs and why; the cell after its ``parameters`` cell checks the
+parameters' values with :func:`check_parameters` (papermill may have injected others). Its last cell
 prints :func:`run_record`, so that every figure in the book can be traced to the profile, device,
 commit and wall time that produced it (:ref:`the book's design notes <design-evaluation>`). :func:`in_colab` tells the first
 cells whether they run in Google Colab.
@@ -24,7 +25,9 @@ __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
     "PROFILE_ENV",
+    "PARAMETERS",
     "GPU_PROFILE",
+    "check_parameters",
     "choose_profile",
     "cuda_available",
     "device_name",
@@ -107,6 +110,57 @@ def get_profile(default: str | None = None, *, announce: bool = True) -> str:
     if announce:
         print(f"profile: {value} ({reason})")
     return value
+
+
+def _is_seed(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_names(value) -> bool:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    return value is None or ok
+
+
+PARAMETERS = {
+    "profile": (
+        lambda v: isinstance(v, str) and v.strip().lower() in PROFILES,
+        f"one of {', '.join(PROFILES)}",
+        "-p profile cpu",
+        'profile = "cpu"',
+    ),
+    "seed": (_is_seed, "an integer >= 0", "-p seed 1", "seed = 1"),
+    "methods": (
+        _is_names,
+        "None (the profile's list) or a list of method names",
+        "-y methods '[shortcut, meanflow]'",
+        'methods = ["shortcut", "meanflow"]',
+    ),
+}
+"""The parameters a chapter's ``parameters`` cell may hold: ``(check, what it must be, a
+papermill example, a parameters-cell example)`` for each name."""
+
+
+def check_parameters(**values) -> None:
+    """Check a chapter's parameters against their expected types, as its first cell after the
+    ``parameters`` cell does (``check_parameters(profile=profile, seed=seed)``): a value typed
+    there, or injected by papermill (``-p seed abc``, which papermill passes as the text
+    ``"abc"``), fails here with a sentence, not deep inside PyTorch.
+
+    Raises:
+        ValueError: naming the first bad parameter, the value it got and how to give one.
+        TypeError: a name that is no chapter parameter (:data:`PARAMETERS` lists them).
+    """
+    for name, value in values.items():
+        if name not in PARAMETERS:
+            raise TypeError(
+                f"check_parameters: {name!r} is no chapter parameter; known: {sorted(PARAMETERS)}"
+            )
+        ok, expected, papermill, cell = PARAMETERS[name]
+        if not ok(value):
+            raise ValueError(
+                f"parameter {name} must be {expected}, got {value!r} ({type(value).__name__}); "
+                f"with papermill give e.g. {papermill}, or write {cell} in the parameters cell"
+            )
 
 
 def in_colab() -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import warnings
 
 import pytest
+import torch
 
-from shortcut_mini import ConfigError, TrainConfig, sample, train
+from shortcut_mini import ConfigError, TrainConfig, load_run, sample, train
 from shortcut_mini.cli import main
 from shortcut_mini.config import parse_field
 from shortcut_mini.objectives import FlowMatching, build_objective
@@ -170,7 +172,7 @@ def test_sample_refuses_bad_counts_steps_and_outputs(digits_run, tmp_path, capsy
     blocker.write_text("not a folder")
     out = blocker / "samples.png"
     code, err = run_cli(capsys, ["sample", digits_run.out_dir, "--n", "2", "--out", str(out)])
-    assert code == 2 and f"cannot write to {out}" in err and "choose an --out" in err
+    assert code == 2 and f"cannot write --out {out}: {blocker} is a file, not a folder" in err
     assert main(["sample", digits_run.out_dir, "--n", "2", "--label", "3", "--out",
                  str(tmp_path / "ok.pt")]) == 0  # fmt: skip
 
@@ -224,3 +226,81 @@ def test_user_errors_print_one_line(tmp_path, capsys):
     code, err = run_cli(capsys, [*TRAIN, "--out-dir", out, "--lr", "0.01"])
     assert code == 2 and "holds a run with a different config" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ---- a device or precision this machine lacks ------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, tiny_config):
+    for argv in ([*TRAIN, "--device", "cuda"], [*TRAIN, "--device", "cpu", "--precision", "fp16"]):
+        code, err = run_cli(capsys, argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "needs a CUDA GPU" in err or "CUDA is not available on this machine" in err
+    run = train(tiny_config(steps=2, out_dir=str(tmp_path / "r")))
+    code, err = run_cli(capsys, ["evaluate", run.out_dir, "--device", "cuda"])
+    assert code == 2 and err.startswith("shortcut-mini evaluate: error: --device: 'cuda' was")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        load_run(run.out_dir, device="cuda")
+
+
+# ---- config files ----------------------------------------------------------------------------
+def test_a_config_that_is_a_folder_or_not_text_says_so(tmp_path, capsys):
+    code, err = run_cli(capsys, ["train", "--config", str(tmp_path)])
+    assert code == 2 and f"config file {tmp_path} is a folder" in err and "does not" not in err
+    latin1 = tmp_path / "cfg.yaml"
+    latin1.write_bytes("steps: 5 # r\xe9sum\xe9\n".encode("latin-1"))
+    code, err = run_cli(capsys, ["train", "--config", str(latin1)])
+    assert code == 2 and f"config file {latin1} is not UTF-8 text (byte 0xe9" in err
+    assert "save it as UTF-8" in err
+
+
+# ---- the Python API takes the obvious forms ----------------------------------------------------
+def test_the_api_takes_a_dict_a_path_or_says_which_type_it_takes(tmp_path):
+    from conftest import TINY_CONFIG
+
+    from shortcut_mini import evaluate
+
+    run = train({**TINY_CONFIG, "steps": 2, "out_dir": str(tmp_path / "a")})
+    assert run.step == 2 and run.config.out_dir == str(tmp_path / "a")
+    (tmp_path / "cfg.yaml").write_text("model: mlp-small\nsteps: 2\nbatch_size: 8\n")
+    assert train(tmp_path / "cfg.yaml").config.batch_size == 8
+    table = evaluate(str(tmp_path / "a"), steps=(1,), progress=False)
+    assert table.steps == [1] and table.meta["run_dir"] == str(tmp_path / "a")
+    assert sample(tmp_path / "a", 3, 1).shape == (3, 2)
+    for call, name in [
+        (lambda: train(["steps", 2]), "train() takes a TrainConfig"),
+        (lambda: evaluate(5), "evaluate() takes a Run"),
+        (lambda: sample(5, 3), "sample() takes a Run"),
+        (lambda: load_run(5), "load_run takes the path of a run folder"),
+    ]:
+        with pytest.raises(TypeError, match=re.escape(name)):
+            call()
+
+
+# ---- reproduce names the flag that set a bad value --------------------------------------------
+def test_reproduce_blames_the_flag_that_set_the_value(tmp_path, capsys):
+    base = ["reproduce", "smoke", "--out", str(tmp_path / "b"), "--engine", "python"]
+    code, err = run_cli(capsys, [*base, "--seeds", "-1"])
+    assert code == 2 and "--seeds: seeds are integers >= 0" in err and "--set" not in err
+    code, err = run_cli(capsys, [*base, "--set", "lr=abc"])
+    assert code == 2 and "--set: TrainConfig.lr: 'abc' is not a number" in err
+    assert not (tmp_path / "b").exists()
+
+
+# ---- a chapter's parameters --------------------------------------------------------------------
+def test_chapter_parameters_are_checked_with_a_sentence():
+    from shortcut_mini.notebook import check_parameters
+
+    check_parameters(profile="ci", seed=3, methods=None)
+    check_parameters(methods=["shortcut", "meanflow"])
+    for values, words in [
+        ({"seed": "abc"}, "parameter seed must be an integer >= 0, got 'abc' (str); with "
+         "papermill give e.g. -p seed 1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"seed": True}, "got True (bool)"),
+        ({"profile": "fast"}, "profile must be one of ci, cpu, gpu, got 'fast'"),
+        ({"methods": "shortcut"}, "methods must be None (the profile's list) or a list"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(words)):
+            check_parameters(**values)
+    with pytest.raises(TypeError, match="'steps' is no chapter parameter"):
+        check_parameters(steps=3)

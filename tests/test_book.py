@@ -172,6 +172,20 @@ def test_check_requires_parameters_and_run_record(book, capsys):
     assert "tagged 'parameters'" in err and "run_record" in err
 
 
+def test_check_requires_the_parameters_to_be_checked_after_the_parameters_cell(book, capsys):
+    """papermill injects its values after the ``parameters`` cell: the next code cell checks
+    them (``check_parameters``), or ``-p seed abc`` fails deep inside PyTorch."""
+    root, chapter = book
+    nb = _read(chapter)
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and text.startswith("check_parameters("):
+            cell["source"] = text.split("\n", 1)[1]
+    _write(chapter, nb)
+    assert sync.main(["--check"], root=root) == 1
+    assert "does not call check_parameters(...)" in capsys.readouterr().err
+
+
 def test_commit_stamp(book):
     root, chapter = book
     assert sync.main(["--commit", SHA], root=root) == 0

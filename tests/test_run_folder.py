@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from shortcut_mini import load_run
+from shortcut_mini.cli import main
 from shortcut_mini.data import ArrayDataset, DatasetError
 from shortcut_mini.train import (
     CheckpointError,
@@ -27,6 +28,7 @@ from shortcut_mini.train import (
 )
 from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 from shortcut_mini.train.lock import LOCK_NAME
+from shortcut_mini.train.run_dir import SET_ASIDE_NAME, set_aside_old_run
 
 
 def equal_weights(a, b) -> bool:
@@ -53,17 +55,73 @@ def test_overwrite_with_a_failing_config_keeps_the_old_run(tmp_path, tiny_config
     assert not (tmp_path / LOCK_NAME).exists()
 
 
-def test_overwrite_removes_the_whole_old_run_and_keeps_other_files(tmp_path, tiny_config):
+def make_outputs(folder) -> None:
+    """What the package's commands write into a run folder: a picture, an evaluation."""
+    assert main(["sample", str(folder), "--n", "16", "--steps", "4"]) == 0
+    assert main(["evaluate", str(folder), "--steps", "1", "--n", "4096", "--no-progress"]) == 0
+
+
+def make_users_files(folder) -> dict:
+    """A user's own files, named like the package's (the old rule 'samples_*' took them)."""
+    files = {
+        "samples_notes.txt": "mine",
+        "samples_paper_figures/figure1.txt": "mine too",
+        "eval/my_table.csv": "kept",
+        "notes.txt": "mine",
+    }
+    for name, text in files.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text(text)
+    return files
+
+
+def test_overwrite_replaces_only_what_the_package_wrote(tmp_path, tiny_config, capsys):
     train(tiny_config(steps=10, out_dir=str(tmp_path)))
-    (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "table.json").write_text("{}")
-    (tmp_path / "samples_4steps.png").write_bytes(b"old picture")
-    (tmp_path / "notes.txt").write_text("mine")
+    make_outputs(tmp_path)
+    mine = make_users_files(tmp_path)
     run = train(tiny_config(steps=5, lr=2e-3, out_dir=str(tmp_path), overwrite=True))
     assert run.step == 5 and load_run(tmp_path).config.lr == 2e-3
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [CHECKPOINT_NAME, "metrics.jsonl", "config.json", "notes.txt"]
-    )
+    left = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert left == {CHECKPOINT_NAME, "metrics.jsonl", "config.json", *mine}
+    assert all((tmp_path / name).read_text() == text for name, text in mine.items())
+
+
+def tree_of(folder) -> dict:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_an_overwrite_that_ends_before_its_first_checkpoint_leaves_the_old_run(
+    tmp_path, tiny_config, monkeypatch, capsys
+):
+    train(tiny_config(steps=10, out_dir=str(tmp_path)))
+    make_outputs(tmp_path)
+    make_users_files(tmp_path)
+    before = tree_of(tmp_path)
+    interrupt_at_call(monkeypatch, 3, "raise")  # killed in its third step, before a checkpoint
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_config(steps=10, lr=2e-3, out_dir=str(tmp_path), overwrite=True))
+    monkeypatch.undo()
+    assert tree_of(tmp_path) == before  # moved back, byte for byte
+    # A kill that skips every handler (SIGKILL) leaves the old run set aside: the next call
+    # into the folder moves it back, and the old run resumes.
+    assert set_aside_old_run(tmp_path) and not (tmp_path / CHECKPOINT_NAME).exists()
+    capsys.readouterr()
+    resumed = train(tiny_config(steps=20, out_dir=str(tmp_path)))
+    assert resumed.step == 20 and [r["step"] for r in resumed.history] == [5, 10, 15, 20]
+    assert "restored the run" in capsys.readouterr().err
+    assert not (tmp_path / SET_ASIDE_NAME).exists()
+
+
+def test_overwrite_with_the_same_config_starts_afresh(tmp_path, tiny_config):
+    train(tiny_config(steps=20, out_dir=str(tmp_path)))  # (steps may change on a resume)
+    run = train(tiny_config(steps=10, out_dir=str(tmp_path), overwrite=True))
+    assert run.step == 10 and load_run(tmp_path).step == 10
+    assert [r["step"] for r in read_metrics_log(tmp_path / "metrics.jsonl")] == [5, 10]
+    assert not (tmp_path / SET_ASIDE_NAME).exists()
 
 
 def test_a_failed_first_run_leaves_no_folder(tmp_path, tiny_config):
@@ -72,6 +130,28 @@ def test_a_failed_first_run_leaves_no_folder(tmp_path, tiny_config):
     with pytest.raises(DatasetError):
         train(tiny_config(out_dir=str(out), data=missing, image_size=8))
     assert not out.exists()
+
+
+def test_a_teacher_is_never_the_output_folder(tmp_path, tiny_config, capsys):
+    """Neither the teacher's own folder, nor one inside it, nor one around it: the student
+    would write over (or into) the teacher it reads."""
+    teacher = tmp_path / "teacher"
+    train(tiny_config(method="flow_matching", M=8, steps=10, out_dir=str(teacher)))
+    before = tree_of(teacher)
+    argv = ["train", "--method", "reflow", "--teacher", str(teacher), "--model", "mlp-small",
+            "--M", "8", "--steps", "4", "--batch-size", "8", "--no-progress", "--overwrite"]  # fmt: skip
+    for out, where in [
+        (teacher, "is"),
+        (tmp_path / "teacher" / ".." / "teacher", "is"),
+        (teacher / "student", "contains"),
+        (tmp_path, "lies inside"),
+    ]:
+        assert main([*argv, "--out-dir", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"TrainConfig.teacher: the teacher's folder {teacher} {where} the output" in err
+        assert "Give the student its own out_dir" in err
+    assert tree_of(teacher) == before and load_run(teacher).step == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher"]
 
 
 # ---- the lock ------------------------------------------------------------------------------
@@ -171,16 +251,16 @@ def test_a_corrupt_log_line_before_the_end_is_named(tmp_path, tiny_config):
 
 # ---- Ctrl-C --------------------------------------------------------------------------------
 def interrupt_at_call(monkeypatch, n: int, how: str) -> None:
-    """Ctrl-C during the ``n``-th batch: a real SIGINT, or a KeyboardInterrupt raised there."""
+    """Ctrl-C during the ``n``-th batch: a real SIGINT (or SIGTERM), or a KeyboardInterrupt
+    raised there."""
     original, calls = ArrayDataset.batch, []
 
     def batch(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == n:
-            if how == "signal":
-                os.kill(os.getpid(), signal.SIGINT)
-            else:
+            if how == "raise":
                 raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM if how == "sigterm" else signal.SIGINT)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ArrayDataset, "batch", batch)
@@ -195,6 +275,20 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, tiny_confi
     assert "step 7" in str(err.value) and "Resume with the same command" in str(err.value)
     assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["step"] == 7
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    resumed = train(tiny_config(steps=20, out_dir=str(tmp_path)))
+    assert equal_weights(straight, resumed) and not (tmp_path / LOCK_NAME).exists()
+
+
+def test_sigterm_finishes_the_step_saves_and_resumes_exactly(tmp_path, tiny_config, monkeypatch):
+    """SIGTERM, what ``timeout``, a scheduler or ``docker stop`` sends, is answered as Ctrl-C."""
+    straight = train(tiny_config(steps=20))
+    interrupt_at_call(monkeypatch, 7, "sigterm")
+    with pytest.raises(TrainingInterrupted) as err:
+        train(tiny_config(steps=20, out_dir=str(tmp_path)))
+    assert err.value.step == 7 and "saved a checkpoint of step 7" in str(err.value)
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["step"] == 7
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     monkeypatch.undo()
     resumed = train(tiny_config(steps=20, out_dir=str(tmp_path)))
     assert equal_weights(straight, resumed) and not (tmp_path / LOCK_NAME).exists()

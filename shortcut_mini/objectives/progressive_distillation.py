@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -40,12 +39,17 @@ __all__ = [
     "ProgressiveDistillation",
     "progressive_distillation_target",
     "read_stage_index",
+    "stage_files",
+    "StageIndexError",
     "STAGES_DIR",
+    "STAGE_FILE_GLOB",
     "STAGE_INDEX",
 ]
 
 STAGES_DIR = "stages"
 STAGE_INDEX = "stages.json"
+STAGE_FILE_GLOB = "stage*_*steps.pt"
+"""The names of the students' snapshots in ``stages/`` (``stage0_64steps.pt``, ...)."""
 
 
 @torch.no_grad()
@@ -69,17 +73,57 @@ def progressive_distillation_target(
     return (v1 + v2) / 2
 
 
+class StageIndexError(ValueError):
+    """``stages/stages.json`` of a progressive-distillation run is missing or damaged."""
+
+
+def _index_path(run_dir) -> Path:
+    return Path(run_dir) / STAGES_DIR / STAGE_INDEX
+
+
 def read_stage_index(run_dir) -> dict[int, dict]:
     """``{budget: {"stage", "file", "step"}}`` of a progressive-distillation run folder: which
     stage's student gives which step budget (``file`` relative to ``run_dir``, or the teacher's
-    folder for budget ``M``)."""
-    path = Path(run_dir) / STAGES_DIR / STAGE_INDEX
+    folder for budget ``M``).
+
+    Raises :class:`StageIndexError` naming the file and the fix when it is missing or damaged.
+    """
+    path = _index_path(run_dir)
     if not path.exists():
-        raise FileNotFoundError(
+        raise StageIndexError(
             f"no {STAGES_DIR}/{STAGE_INDEX} in {run_dir}: it is written by a "
-            "progressive_distillation run trained with out_dir set"
+            "progressive_distillation run trained with out_dir set (was it deleted or moved? "
+            "put it back, or train the run again with --overwrite)"
         )
-    return {int(k): v for k, v in json.loads(path.read_text()).items()}
+    fix = (
+        f"put back an intact copy of {path}, or train the run again into {run_dir} with "
+        "--overwrite (overwrite=True)"
+    )
+    try:
+        index = json.loads(path.read_bytes().decode("utf-8"))
+        entries = {int(k): v for k, v in index.items()}
+        ok = all(isinstance(v, dict) and {"stage", "file"} <= set(v) for v in entries.values())
+    except (OSError, ValueError, AttributeError) as e:
+        raise StageIndexError(
+            f"{path} is damaged ({type(e).__name__}: {str(e)[:120]}); it records which stage's "
+            f"student samples which step budget: {fix}"
+        ) from None
+    if not ok:
+        raise StageIndexError(
+            f"{path} is damaged (an entry lacks its stage or file); it records which stage's "
+            f"student samples which step budget: {fix}"
+        )
+    return entries
+
+
+def stage_files(run_dir) -> list[Path]:
+    """The files a progressive-distillation run wrote in ``run_dir/stages`` (its index and its
+    students), and nothing else that may lie there."""
+    folder = Path(run_dir) / STAGES_DIR
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob(STAGE_FILE_GLOB) if p.is_file()]
+    return files + [p for p in (folder / STAGE_INDEX,) if p.is_file()]
 
 
 class ProgressiveDistillation(ObjectiveHooks):
@@ -197,18 +241,17 @@ class ProgressiveDistillation(ObjectiveHooks):
         self._add_to_index(ctx.run_dir, budget, self.stage, name, step)
 
     def _start_index(self, run_dir: Path, teacher: Path) -> None:
-        folder = run_dir / STAGES_DIR
-        if folder.exists():  # snapshots of an earlier run in this folder
-            shutil.rmtree(folder)
+        for old in stage_files(run_dir):  # of an earlier start in this folder (nothing else)
+            old.unlink()
         entry = {"stage": "teacher", "file": str(Path(teacher).resolve()), "step": None}
         index = {str(self.M): entry}
         if self.K == 1:  # one stage: the run's own checkpoint is its student
             index["1"] = {"stage": 0, "file": "checkpoint.pt", "step": 0}
-        atomic_write_json(folder / STAGE_INDEX, index)
+        atomic_write_json(_index_path(run_dir), index)
 
     def _add_to_index(self, run_dir: Path, budget: int, stage: int, file: str, step: int):
-        path = run_dir / STAGES_DIR / STAGE_INDEX
-        index = json.loads(path.read_text()) if path.exists() else {}
+        path = _index_path(run_dir)
+        index = {str(k): v for k, v in read_stage_index(run_dir).items()} if path.exists() else {}
         index[str(budget)] = {"stage": stage, "file": file, "step": step}
         atomic_write_json(path, index)
 

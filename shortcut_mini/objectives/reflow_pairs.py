@@ -6,7 +6,10 @@ on how many processes generate them, nor on where a generation was killed). In a
 each chunk is written atomically to ``reflow_pairs/`` as soon as it is done, beside a
 ``manifest.json`` naming the teacher (a hash of its weights), the seed, the count and the
 number of steps: a killed generation continues with the missing chunks, and a cache made for
-another teacher or count is replaced.
+another teacher or count is replaced. A damaged cache mends itself: a chunk that cannot be read
+(or holds the wrong keys or shapes) is generated again, and a manifest that cannot be read
+makes the whole cache be generated again; only a folder where a file belongs is refused
+(:class:`ReflowPairsError`, naming it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,14 @@ from torch import nn
 from ..common import atomic_write_bytes, atomic_write_json
 from ..sampling import euler_sample
 
-__all__ = ["CHUNK", "PAIRS_DIR", "ReflowPairs", "generate_pairs", "chunk_noise"]
+__all__ = [
+    "CHUNK",
+    "PAIRS_DIR",
+    "ReflowPairs",
+    "ReflowPairsError",
+    "generate_pairs",
+    "chunk_noise",
+]
 
 CHUNK = 1024
 PAIRS_DIR = "reflow_pairs"
@@ -58,24 +69,72 @@ def _chunk_sizes(n: int) -> list[int]:
     return [min(CHUNK, n - c * CHUNK) for c in range(math.ceil(n / CHUNK))]
 
 
-def _read_chunk(path: Path, size: int) -> dict | None:
-    """The chunk at ``path`` if it is there, readable and of the right size, else ``None``."""
+class ReflowPairsError(RuntimeError):
+    """The pair cache in a run folder is damaged in a way regenerating cannot mend (a folder
+    where a file belongs), or a chunk is missing after generation; the message names the path
+    and the fix."""
+
+
+def _not_a_folder(path: Path, what: str) -> ReflowPairsError:
+    return ReflowPairsError(
+        f"reflow pairs: {path} is a folder where the cache keeps {what}; move it away or "
+        "delete it, then rerun the same command (the pairs are generated again)"
+    )
+
+
+def _read_chunk(path: Path, size: int, shape, labels: bool) -> dict | None:
+    """The chunk at ``path`` if it is there, readable and holds ``size`` pairs of ``shape`` (and
+    labels if ``labels``), else ``None`` (it is generated again)."""
+    if path.is_dir():
+        raise _not_a_folder(path, "a chunk of pairs")
     if not path.exists():
         return None
     try:
         chunk = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a torn or corrupt file: generated again
         return None
-    ok = isinstance(chunk, dict) and "x0" in chunk and chunk["x0"].shape[0] == size
+    keys = ("x0", "x1", "y") if labels else ("x0", "x1")
+    if not isinstance(chunk, dict) or not all(isinstance(chunk.get(k), torch.Tensor) for k in keys):
+        return None
+    ok = all(tuple(chunk[k].shape) == (size, *shape) for k in ("x0", "x1"))
+    ok = ok and (not labels or tuple(chunk["y"].shape) == (size,))
     return chunk if ok else None
 
 
+def _read_manifest(path: Path) -> dict | None:
+    """The cache's manifest, or None when it is missing or damaged (the cache is rebuilt)."""
+    if path.is_dir():
+        raise _not_a_folder(path, "its manifest")
+    try:
+        found = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _prepare_folder(folder: Path, manifest: dict) -> None:
-    """Keep the chunks of a cache made for ``manifest``; remove those of any other."""
+    """Keep the chunks of a cache made for ``manifest``; remove those of any other (or of a
+    cache whose manifest is damaged: what made them is unknown)."""
+    if folder.exists() and not folder.is_dir():
+        raise ReflowPairsError(
+            f"reflow pairs: {folder} is a file, and the cache of pairs is a folder of that "
+            "name; move the file away, then rerun the same command"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "manifest.json"
-    if path.exists() and json.loads(path.read_text()) == manifest:
+    found = _read_manifest(path)
+    if found == manifest:
         return
+    if found is None and path.exists():
+        print(
+            f"reflow pairs: {path} is damaged (not a manifest this version reads); the pairs "
+            "it described are generated again",
+            file=sys.stderr,
+            flush=True,
+        )
     for old in folder.glob("chunk_*.pt"):
+        if old.is_dir():
+            raise _not_a_folder(old, "a chunk of pairs")
         old.unlink()
     atomic_write_json(path, manifest)
 
@@ -115,7 +174,7 @@ def generate_pairs(
     import contextlib
 
     autocast = autocast or contextlib.nullcontext
-    sizes = _chunk_sizes(n)
+    sizes, shape, has_labels = _chunk_sizes(n), tuple(shape), labels is not None
     if folder is None:  # nothing shared: every process generates every chunk
         rank, world_size = 0, 1
     if folder is not None:
@@ -130,13 +189,12 @@ def generate_pairs(
             "labels": labels is not None,
         }
         if rank == 0:
-            folder.mkdir(parents=True, exist_ok=True)
             _prepare_folder(folder, manifest)
         barrier()
     chunks: dict[int, dict] = {}
     for c in range(rank, len(sizes), world_size):
         path = None if folder is None else folder / f"chunk_{c:05d}.pt"
-        if path is not None and _read_chunk(path, sizes[c]) is not None:
+        if path is not None and _read_chunk(path, sizes[c], shape, has_labels) is not None:
             continue
         y = None if labels is None else labels[c * CHUNK : c * CHUNK + sizes[c]].to(device)
         noise = chunk_noise(seed, c, sizes[c], shape)
@@ -147,10 +205,13 @@ def generate_pairs(
             atomic_write_bytes(path, buffer.getvalue())
     barrier()
     if folder is not None:
-        chunks = {c: _read_chunk(folder / f"chunk_{c:05d}.pt", s) for c, s in enumerate(sizes)}
+        chunks = {
+            c: _read_chunk(folder / f"chunk_{c:05d}.pt", s, shape, has_labels)
+            for c, s in enumerate(sizes)
+        }
         missing = [c for c, chunk in chunks.items() if chunk is None]
         if missing:
-            raise RuntimeError(
+            raise ReflowPairsError(
                 f"reflow pairs: chunk(s) {missing[:5]} missing in {folder} after generation "
                 "(another process failed, or the folder is not shared by all processes); "
                 "rerun the same command to generate them"

@@ -37,6 +37,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError
+from ..output_paths import check_output_file, check_output_folder
 from .aggregate import Summary, write_summary
 from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
@@ -221,16 +223,19 @@ def check_batch(plan: BatchPlan) -> dict:
         rows = [m for m in get_preset(plan.preset)["methods"] if m not in OBJECTIVES]
         valid = sorted(OBJECTIVES) + rows
         problems[f"--methods: unknown method(s) {unknown}; valid: {valid}"] = None
+    negative = sorted({s for seeds in plan.seeds.values() for s in seeds if s < 0})
+    if negative:
+        problems[f"--seeds: seeds are integers >= 0 (they seed the runs), got {negative}"] = None
     checked, base_steps = {}, set()
     runs = plan.runs
     for method, seed in runs:
-        if method in unknown:
+        if method in unknown or seed in negative:
             continue
         try:
             cfg = run_config(plan.preset, method, seed, None, plan.run_overrides(method, seed))
             base_steps.add(cfg.M)
         except ConfigError as e:
-            problems[f"--set: {e}"] = None
+            problems[f"{_flag_of(e, plan)}: {e}"] = None
         problem = _teacher_problem(plan, method, seed, runs)
         if problem:
             problems[problem] = None
@@ -246,6 +251,17 @@ def check_batch(plan: BatchPlan) -> dict:
             + "; ".join(problems)
         )
     return checked
+
+
+def _flag_of(error: ConfigError, plan: BatchPlan) -> str:
+    """The flag (or the preset) that set the field a config error names: ``--set`` for a field
+    it gives, ``--seeds``, ``--methods``; else the preset's own settings."""
+    found = re.search(r"TrainConfig\.(\w+)", str(error))
+    field = found.group(1) if found else None
+    if field is None or field in plan.overrides:
+        return "--set"
+    flags = {"seed": "--seeds", "method": "--methods", "out_dir": "--out"}
+    return flags.get(field, f"the preset {plan.preset!r} (change it with --set {field}=...)")
 
 
 def _teacher_problem(plan: BatchPlan, method: str, seed: int, runs) -> str | None:
@@ -459,6 +475,8 @@ def run_preset(
     """
     how = dict(engine=engine, kernel_name=kernel_name, command=command, nproc=nproc)
     plan = _resolve(preset, methods, seeds, out, overrides, eval_overrides, **how)
+    if not dry_run:  # before the first run: a batch folder it cannot write fails now
+        check_output_folder(plan.out, "--out")
     result = BatchResult(preset=preset, out_dir=plan.out)
     bar, say = _reporter(plan, progress, log)
     _announce(plan, say, dry_run)
@@ -490,6 +508,9 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
     if not args.preset:
         raise ConfigError("name a preset (shortcut-mini reproduce --list shows them)")
     command = shlex.join(["shortcut-mini", *(argv if argv is not None else sys.argv[1:])])
+    if args.publish and not args.dry_run:  # the publication's destinations, before any run
+        check_output_folder(args.book_results, "--book-results")
+        check_output_file(args.readme, "--readme")
     result = run_preset(
         args.preset,
         methods=args.methods,

@@ -36,14 +36,29 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}: train a run into that folder first")
+        if not path.exists():
+            raise CheckpointError(
+                f"no checkpoint in {path.parent}: it holds no trained run (train one into it "
+                "first, or give the folder of a trained run)"
+            )
+    elif not path.exists():
+        what, folder = ("file", path.parent) if path.suffix else ("folder", path)
+        raise CheckpointError(
+            f"no checkpoint at {path}: there is no such {what}; check the path (was it deleted "
+            f"or moved?), or train a run into {folder} first"
+        )
     way_out = (
         f"To start this run afresh, delete the folder {path.parent} or train into it again "
         "with overwrite=True (CLI: --overwrite)."
     )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except IsADirectoryError as e:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file. {way_out}") from e
+    except OSError as e:  # it is there but cannot be read: not damage
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({e.strerror or e}); check its permissions"
+        ) from e
     except Exception as e:  # corrupt file, or an object that is not plain data
         raise CheckpointError(
             f"could not read checkpoint {path}: it is truncated, corrupt or not plain data "

@@ -12,6 +12,7 @@ import torch
 from ..config import TrainConfig
 from .checkpoint import CHECKPOINT_NAME, load_weights, save_checkpoint
 from .components import Components
+from .run_dir import discard_set_aside
 
 __all__ = ["Checkpointer"]
 
@@ -62,6 +63,8 @@ class Checkpointer:
             return
         if self.writes:
             save_checkpoint(self.out / CHECKPOINT_NAME, self._state(step, train_seconds))
+            if self.last_saved is None:  # the first: a run that ``overwrite`` set aside goes
+                discard_set_aside(self.out)
         self.last_saved = step
 
     def _state(self, step: int, train_seconds: float) -> dict:

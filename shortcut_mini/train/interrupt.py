@@ -1,16 +1,24 @@
-"""Ctrl-C during training: finish the step, save a checkpoint, and say how to resume."""
+"""Ctrl-C or SIGTERM during training: finish the step, save a checkpoint, and say how to resume.
+
+SIGTERM is what ``timeout``, a batch scheduler (Slurm at the end of a job's time) and ``docker
+stop`` send before they kill: it is answered as Ctrl-C is, so that the run resumes from the
+step it had reached.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
 
-__all__ = ["TrainingInterrupted", "StopAtStepEnd"]
+__all__ = ["TrainingInterrupted", "StopAtStepEnd", "STOP_SIGNALS"]
+
+STOP_SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+"""The signals that stop training at the end of a step, with their names in messages."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C). The message says what was saved and how to resume;
-    ``step`` is the step of the checkpoint the run resumes from (``None``: none yet).
+    """Training was interrupted (Ctrl-C, SIGTERM). The message says what was saved and how to
+    resume; ``step`` is the step of the checkpoint the run resumes from (``None``: none yet).
 
     A subclass of ``KeyboardInterrupt``, so that ``except Exception`` does not swallow it.
     """
@@ -23,28 +31,38 @@ class TrainingInterrupted(KeyboardInterrupt):
         return self.message
 
 
-class StopAtStepEnd:
-    """While active, the first SIGINT only sets :attr:`requested` (the loop stops at the end of
-    the step, where the state is consistent); a second one interrupts at once.
+def _default_handler(signum: int):
+    return signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
 
-    Active only in the main thread of one process, and only over Python's default handler:
-    under DDP the ranks would see the signal at different steps and wait for each other.
+
+class StopAtStepEnd:
+    """While active, the first SIGINT or SIGTERM only sets :attr:`requested` (the loop stops at
+    the end of the step, where the state is consistent, and saves); a second one acts at once
+    (Ctrl-C raises ``KeyboardInterrupt``, SIGTERM terminates). :attr:`signal` is the signal
+    that asked.
+
+    Active only in the main thread of one process, and only over the default handlers (a
+    handler someone installed is left alone): under DDP the ranks would see the signal at
+    different steps and wait for each other.
     """
 
     def __init__(self, enabled: bool = True):
-        self.enabled, self.requested, self._previous = enabled, False, None
+        self.enabled, self.requested, self.signal = enabled, False, None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopAtStepEnd:
-        usable = self.enabled and threading.current_thread() is threading.main_thread()
-        if usable and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if not (self.enabled and threading.current_thread() is threading.main_thread()):
+            return self
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is _default_handler(signum):
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        self.requested, self.signal = True, signum
+        signal.signal(signum, self._previous[signum])
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError, TrainConfig
+from ..config import ConfigError, TrainConfig, as_train_config
 from ..data import ArrayDataset
 from ..objectives.lifecycle import call_on_step, call_setup
 from ..speed import TRAINING_COMPILE_MODE, compile_for_training, mark_step_begin
@@ -63,6 +63,9 @@ class Run:
     step: int = 0
     out_dir: str | None = None
     train_seconds: float = 0.0
+    budget: int | None = None
+    """The one step budget these weights sample (a progressive-distillation stage's student,
+    ``budget_runs.run_for_budget``); None: every budget the method samples."""
     compiled: dict = field(default_factory=dict, repr=False, compare=False)
     """Compiled forward passes for sampling, kept for the run's lifetime (``api.sample``)."""
 
@@ -130,14 +133,17 @@ class FiniteGuard:
 def train(cfg: TrainConfig, *, dataset: ArrayDataset | None = None) -> Run:
     """Train ``cfg.method`` on ``cfg.data`` and return the :class:`Run`.
 
-    Into an existing ``out_dir`` it resumes exactly when the config matches, refuses when it does
-    not (unless ``overwrite``: then the old run, ``eval/`` and sample pictures included, is
-    removed once the new run has started cleanly), and returns the run unchanged if it already
-    has ``cfg.steps`` steps or more. One process at a time trains into an ``out_dir``: another
-    is refused with :class:`RunLockedError`. Ctrl-C finishes the step,
+    ``cfg`` is a :class:`TrainConfig`, a dict of its fields, or the path of a YAML or JSON
+    config file. Into an existing ``out_dir`` it resumes exactly when the config matches,
+    refuses when it does not, and returns the run unchanged if it already has ``cfg.steps``
+    steps or more; with ``overwrite`` it starts afresh (the old run, with the pictures and tables
+    the package's commands wrote into it, is set aside until the new run's first checkpoint,
+    then deleted; see ``train.run_dir``). One process at a time trains into an ``out_dir``:
+    another is refused with :class:`RunLockedError`. Ctrl-C (or SIGTERM) finishes the step,
     saves a checkpoint and raises :class:`TrainingInterrupted`, whose message says how to
     resume. ``dataset`` replaces loading ``cfg.data`` (the name is still recorded).
     """
+    cfg = as_train_config(cfg)
     info = init_distributed(cfg.device)
     try:
         return _train(cfg, dataset, info)
