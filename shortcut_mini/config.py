@@ -137,7 +137,7 @@ class TrainConfig:
         meanflow_norm_p: power ``p`` of MeanFlow's adaptive loss weight ``1 / (L + c)^p``.
         meanflow_norm_eps: the constant ``c`` of that weight.
         meanflow_kappa: ``k`` of MeanFlow's guided velocity ``w v + k u_c + (1 - w - k) u_null``
-            (the paper's Appendix A; 0: its main-text guidance); used when guidance_scale > 0.
+            (the mixing scale of the paper's appendix; 0: its main-text guidance); used when guidance_scale > 0.
         model_overrides: fields replacing the model preset's (e.g. ``{"depth": 2}``).
         data_root: where downloaded datasets live.
         image_size: resize images to this size.

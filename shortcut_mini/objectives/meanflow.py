@@ -33,9 +33,9 @@ defaults: ratio 0.25, LN(-0.4, 1), p = 1, c = 0.01), its CIFAR-10 ones (ratio 0.
 c = 1e-3) and one between them. The step size enters the network as a number, so MeanFlow
 trains the ``sin_d`` embedding (its declared default: nothing to set).
 
-**Guidance** (the paper's Sec. 4.2 and its improved form in Appendix A): a class-conditional
-run with ``guidance_scale = w > 0`` learns the average velocity of the guided field
-``w v(x|c) + (1 - w) v(x)``. The unconditional ``v(x)`` is the network's own ``d = 0``
+**Guidance** (the paper's section on guidance, and the mixing scale of its appendix, as the
+official JAX code implements them): a class-conditional run with ``guidance_scale = w > 0``
+learns the average velocity of the guided field ``w v(x|c) + (1 - w) v(x)``. The unconditional ``v(x)`` is the network's own ``d = 0``
 prediction with the null label ``u(x_t, t, 0 | null)``, so the velocity in the identity (and in
 the tangent) becomes
 
@@ -43,7 +43,8 @@ the tangent) becomes
 
 ``k`` (``kappa``) mixing in the network's conditional prediction (0: the main text's form). Rows
 whose label is dropped (``class_dropout``) keep ``v~ = x1 - x0`` and learn the unconditional field.
-One-step sampling of the guided network needs no second pass (``cfg_scale = 1``).
+One-step sampling of the guided network needs no second pass (``cfg_scale = 1``). (The official
+code can also limit guidance to an interval of ``t``, by default all of it; not offered here.)
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def guided_velocity(
     kappa: float = 0.0,
 ) -> torch.Tensor:
     """``v~ = w v + k u(x_t, t, 0 | y) + (1 - w - k) u(x_t, t, 0 | null)`` on the rows where
-    ``guided`` is true, ``v`` elsewhere (the paper's guided velocity, Eq. 17 and Appendix A;
+    ``guided`` is true, ``v`` elsewhere (the paper's guided velocity, with its appendix's ``k``;
     ``w = scale``, ``k = kappa``); without gradients.
 
     ``model(x, t, d, y)`` is queried at ``d = 0`` (its instantaneous velocity), with the null
@@ -214,7 +215,7 @@ def adaptive_loss(
     pred: torch.Tensor, target: torch.Tensor, d: torch.Tensor, norm_p: float, norm_eps: float
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MeanFlow's loss ``mean(L / stopgrad(L + c)^p)``, ``L`` a row's squared error summed over
-    the row (the paper's adaptive weight, Sec. 4.3), and its diagnostics: ``loss`` the plain
+    the row (the paper's adaptive loss weight), and its diagnostics: ``loss`` the plain
     mean squared error per element (comparable with the other methods'), ``loss_adaptive`` the
     weighted loss, ``loss_flow`` and ``loss_mean`` the plain error of the ``d = 0`` and ``d > 0``
     rows."""
