@@ -8,6 +8,12 @@ update, EMA and diagnostics equal a plain eager step's on the same batch; and ti
 and 128 steps through ``shortcut_mini.sample`` against the forward-only time of the same model
 over the same images at its fastest (compiled, bf16, best batch size).
 
+MeanFlow's rows are timed once per attention kernel of its JVP (``--meanflow-attention``: "math",
+"matmul"); its "before" row is its step before the one-pass form (an eager JVP, then a compiled
+forward pass), and its equality check compares the one-pass step with that two-pass step. The
+table ends with each MeanFlow step's cost in flow-matching steps of the same model and
+compilation (the target: at most 1.6).
+
     PYTHONPATH=$PWD python benchmarks/speed.py --reference .carry/dit_models.py --budget-s 480
     PYTHONPATH=$PWD python benchmarks/speed.py --smoke      # a tiny CPU version, seconds
 
@@ -31,6 +37,7 @@ from pathlib import Path
 import torch
 
 from shortcut_mini.common import atomic_write_json, device_name, git_commit
+from shortcut_mini.models.dit import ATTENTION_KERNELS
 from shortcut_mini.objectives import OBJECTIVES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below
@@ -51,6 +58,7 @@ TRAIN_KEYS = (
     "img_per_s",
     "tflops",
     "peak_mem_gb",
+    "attention",
 )
 SAMPLING_KEYS = ("model", "steps", "n", "seconds", "forward_only_seconds")
 
@@ -182,17 +190,21 @@ def count_flops(step, i: int) -> float:
     return float(counter.get_total_flops())
 
 
-def train_entry(impl, model, method, compiled, mode, args, device, reference, flops) -> dict:
-    """Time one configuration; FLOPs are counted once per (impl, model, method), eagerly."""
+def train_entry(
+    impl, model, method, compiled, mode, args, device, reference, flops, attention=None
+) -> dict:
+    """Time one configuration; FLOPs are counted once per (impl, model, method, attention),
+    eagerly."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    step = speed_steps.make_step(impl, model, method, compiled, mode, args, device, reference)
-    key = (impl, model, method)
+    how = (args, device, reference, attention)
+    step = speed_steps.make_step(impl, model, method, compiled, mode, *how)
+    key = (impl, model, method, attention)
     if key not in flops:
         eager = step
         if compiled:
-            eager = speed_steps.make_step(impl, model, method, False, None, args, device, reference)
+            eager = speed_steps.make_step(impl, model, method, False, None, *how)
         flops[key] = count_flops(eager, 0)
         del eager
     timing = time_step(step, args.batch, device, args)
@@ -215,23 +227,26 @@ def train_entry(impl, model, method, compiled, mode, args, device, reference, fl
         "steps_per_window": timing["iters"],
         "host_syncs_per_step": syncs,
         "variant": None,
+        "attention": attention,
     }
 
 
 def train_configs(args, models, has_reference: bool):
-    """(impl, model, method, compiled, mode) in the order they are measured."""
+    """(impl, model, method, compiled, mode, attention) in the order they are measured
+    (``attention``: MeanFlow's kernel inside the JVP, None for the other methods)."""
     compiled = {"both": (False, True), "yes": (True,), "no": (False,)}[args.compiled]
     for model in models:
         impls = ["project"] + ["reference"] * has_reference
         for impl in impls:
             methods = [m for m in args.methods if impl == "project" or m in REFERENCE_METHODS]
+            variants = list(speed_steps.method_variants(methods, args.meanflow_attention))
             for c in compiled:
                 modes = [args.compile_mode] if c else [None]
                 if c and impl == "project" and model in args.cudagraphs_on:
                     modes.append("reduce-overhead")
                 for mode in modes:
-                    for method in methods:
-                        yield impl, model, method, c, mode
+                    for method, attention in variants:
+                        yield impl, model, method, c, mode, attention
 
 
 def estimate_s(model: str, compiled: bool, first_compile: bool, args) -> float:
@@ -245,10 +260,13 @@ def estimate_s(model: str, compiled: bool, first_compile: bool, args) -> float:
 def run_train(args, models, device, results: Results, budget: Budget, reference) -> None:
     flops: dict = {}
     compiled_once: set = set()
-    for impl, model, method, compiled, mode in train_configs(args, models, reference is not None):
+    for impl, model, method, compiled, mode, attention in train_configs(
+        args, models, reference is not None
+    ):
         how = f"compiled ({mode or 'default'})" if compiled else "eager"
-        what = f"train {impl} {model} {method} {how}"
-        key = dict(model=model, method=method, impl=impl, compiled=compiled)
+        kernel = f" attention {attention}" if attention else ""
+        what = f"train {impl} {model} {method}{kernel} {how}"
+        key = dict(model=model, method=method, impl=impl, compiled=compiled, attention=attention)
         key["compile_mode"] = (mode or "default") if compiled else None
         if results.has("train", variant=None, **key):
             continue
@@ -257,7 +275,9 @@ def run_train(args, models, device, results: Results, budget: Budget, reference)
             results.skip(what, f"the time budget has {budget.left():.0f} s left")
             continue
         try:
-            entry = train_entry(impl, model, method, compiled, mode, args, device, reference, flops)
+            entry = train_entry(
+                impl, model, method, compiled, mode, args, device, reference, flops, attention
+            )
         except Exception as exc:  # one failed configuration must not cost the others
             results.error(what, exc)
             continue
@@ -267,31 +287,44 @@ def run_train(args, models, device, results: Results, budget: Budget, reference)
 
 
 BEFORE = "before: host-synchronising diagnostics"
+BEFORE_MEANFLOW = "before: two-pass step (eager JVP, then the forward pass)"
 
 
 def run_before(args, device, results: Results, budget: Budget) -> None:
-    """The project's step on the first model with the diagnostics of before this work (host
-    synchronisations in every step): the effect of removing them, measured in the same run."""
+    """The project's step on the first model as it was before this work, measured in the same
+    run: with host-synchronising diagnostics (every step waits for the GPU), and MeanFlow's
+    two-pass step (also with CUDA graphs where the model is timed with them)."""
     model, compiled = args.models[0], args.compiled != "no"
-    mode = args.compile_mode if compiled else None
     for method in args.methods:
-        what = f"train project {model} {method} ({BEFORE})"
-        if results.has("train", model=model, method=method, impl="project", variant=BEFORE):
-            continue
-        if not budget.fits(estimate_s(model, compiled, False, args)):
-            results.skip(what, f"the time budget has {budget.left():.0f} s left")
-            continue
-        try:
-            with speed_steps.host_sync_diagnostics():
-                entry = train_entry(
-                    "project", model, method, compiled, mode, args, device, None, {}
-                )
-        except Exception as exc:
-            results.error(what, exc)
-            continue
-        entry["variant"] = BEFORE
-        print(f"{what}: {entry['img_per_s']:,.0f} img/s", flush=True)
-        results.add("train", entry)
+        before = BEFORE_MEANFLOW if method == "meanflow" else BEFORE
+        modes = [args.compile_mode if compiled else None]
+        if method == "meanflow" and compiled and model in args.cudagraphs_on:
+            modes.append("reduce-overhead")
+        for mode in modes:
+            how = f"compiled ({mode or 'default'})" if compiled else "eager"
+            what = f"train project {model} {method} {how} ({before})"
+            key = dict(model=model, method=method, impl="project", variant=before)
+            if results.has("train", compile_mode=(mode or "default") if compiled else None, **key):
+                continue
+            if not budget.fits(estimate_s(model, compiled, False, args)):
+                results.skip(what, f"the time budget has {budget.left():.0f} s left")
+                continue
+            context = (
+                speed_steps.two_pass_meanflow()
+                if method == "meanflow"
+                else speed_steps.host_sync_diagnostics()
+            )
+            try:
+                with context:
+                    entry = train_entry(
+                        "project", model, method, compiled, mode, args, device, None, {}
+                    )
+            except Exception as exc:
+                results.error(what, exc)
+                continue
+            entry["variant"] = before
+            print(f"{what}: {entry['img_per_s']:,.0f} img/s", flush=True)
+            results.add("train", entry)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -299,7 +332,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
     p.add_argument("--reference", type=Path, help="a copy of facebookresearch/DiT models.py")
     p.add_argument("--models", nargs="+", default=["dit-mini", "dit-b", "dit-s"])
-    p.add_argument("--methods", nargs="+", default=["flow_matching", "shortcut"])
+    p.add_argument("--methods", nargs="+", default=["flow_matching", "shortcut", "meanflow"])
+    p.add_argument(
+        "--meanflow-attention",
+        nargs="+",
+        default=["math", "matmul"],
+        help="attention kernels of MeanFlow's JVP, each timed (shortcut_mini.models.dit)",
+    )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--precision", default="bf16")
     p.add_argument("--compiled", choices=["both", "yes", "no"], default="both")
@@ -336,6 +375,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = sorted(set(args.methods) - set(OBJECTIVES))
     if unknown:
         p.error(f"--methods: unknown {unknown}; registered: {sorted(OBJECTIVES)}")
+    bad_kernels = sorted(set(args.meanflow_attention) - set(ATTENTION_KERNELS))
+    if bad_kernels:
+        p.error(f"--meanflow-attention: unknown {bad_kernels}; kernels: {list(ATTENTION_KERNELS)}")
     if args.smoke:
         args.models, args.batch, args.precision = list(SMOKE_SHAPES), 8, "fp32"
         args.compiled = "no" if args.compile_backend == "inductor" else args.compiled

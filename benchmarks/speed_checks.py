@@ -1,8 +1,12 @@
 """The parts of ``speed.py`` after the training steps: the equality check of the optimised step
-against a plain eager one, and the sampling measurement against the forward-only time."""
+against a plain eager one, and the sampling measurement against the forward-only time.
+
+MeanFlow's optimised step (one compiled JVP pass) is checked against its step before that change
+(an eager JVP for the target, then a second forward pass: ``speed_steps.two_pass_meanflow``)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 
@@ -53,16 +57,18 @@ def _norm_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _diagnostics_error(opt: dict, plain: dict) -> float:
-    errors = [abs(float(opt[k]) - v) / max(abs(v), 1e-12) for k, v in plain.items() if k in opt]
+    value = speed_steps.diagnostic_value
+    errors = [abs(value(opt[k]) - v) / max(abs(v), 1e-12) for k, v in plain.items() if k in opt]
     missing = set(plain) ^ {k for k in opt if k != "loss"}
     return float("inf") if missing else max(errors, default=0.0)
 
 
-def equality_check(method: str, compiled: bool, mode, args, device) -> dict:
+def equality_check(method: str, compiled: bool, mode, args, device, attention=None) -> dict:
     """One step of the optimised trainer step and of :func:`speed_steps.plain_step` from the
-    same (perturbed) weights on the same batch and noise; their differences."""
+    same (perturbed) weights on the same batch and noise; their differences. MeanFlow's plain
+    step is its two-pass step (``attention``: the kernel of the optimised step's JVP)."""
     step = speed_steps.make_step(
-        "project", args.check_model, method, compiled, mode, args, device, None
+        "project", args.check_model, method, compiled, mode, args, device, None, attention
     )
     perturb(step.model)
     step.parts.ema.model.load_state_dict(step.model.state_dict())
@@ -72,9 +78,20 @@ def equality_check(method: str, compiled: bool, mode, args, device) -> dict:
     x1, _ = loop.data.batch(loop.order.indices(s), device)
     diagnostics = step(s)
     loss = float(diagnostics["loss"])
-    plain_loss, plain_diag = speed_steps.plain_step(
-        plain_model, plain_ema, loop.parts.objective, x1, s, loop.cfg.seed, device, args.precision
+    reference = (
+        speed_steps.two_pass_meanflow() if method == "meanflow" else contextlib.nullcontext()
     )
+    with reference:
+        plain_loss, plain_diag = speed_steps.plain_step(
+            plain_model,
+            plain_ema,
+            loop.parts.objective,
+            x1,
+            s,
+            loop.cfg.seed,
+            device,
+            args.precision,
+        )
     update = flat(step.model.parameters()) - before
     plain_update = flat(plain_model.parameters()) - before
     ema_change = flat(step.parts.ema.model.parameters()) - ema_before
@@ -85,6 +102,8 @@ def equality_check(method: str, compiled: bool, mode, args, device) -> dict:
         "method": method,
         "compiled": compiled,
         "compile_mode": (mode or "default") if compiled else None,
+        "attention": attention,
+        "against": "two-pass step" if method == "meanflow" else "plain eager step",
         "precision": args.precision,
         "loss": loss,
         "plain_loss": plain_loss,
@@ -114,17 +133,17 @@ def run_checks(args, device, results, budget) -> None:
     if compiled and args.check_model in args.cudagraphs_on:
         modes.append("reduce-overhead")
     for mode in modes:
-        for method in args.methods:
-            what = f"check {args.check_model} {method} {mode or 'default'}"
-            if results.has(
-                "checks", method=method, compile_mode=(mode or "default") if compiled else None
-            ):
+        for method, attention in speed_steps.method_variants(args.methods, args.meanflow_attention):
+            kernel = f" attention {attention}" if attention else ""
+            what = f"check {args.check_model} {method}{kernel} {mode or 'default'}"
+            key = dict(method=method, attention=attention)
+            if results.has("checks", compile_mode=(mode or "default") if compiled else None, **key):
                 continue
             if not budget.fits(0 if args.smoke else 20):
                 results.skip(what, f"the time budget has {budget.left():.0f} s left")
                 continue
             try:
-                entry = equality_check(method, compiled, mode, args, device)
+                entry = equality_check(method, compiled, mode, args, device, attention)
             except Exception as exc:  # recorded; the sampling measurement still runs
                 results.error(what, exc)
                 continue

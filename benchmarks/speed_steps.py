@@ -3,8 +3,11 @@ reference DiT's (facebookresearch/DiT ``models.py``, loaded from a path, never c
 license is CC BY-NC), and a plain eager step that the optimised one is checked against.
 
 Every step is the full step: the objective (for shortcut: two no-grad queries on 1/4 of the
-batch), forward, backward, AdamW, EMA. Data is synthetic (a step's cost does not depend on
-pixel values).
+batch; for MeanFlow: one JVP pass that gives the prediction and its derivative), forward,
+backward, AdamW, EMA. Data is synthetic (a step's cost does not depend on pixel values).
+MeanFlow's step before its one-pass form (an eager JVP of the plain module for the target, then a
+second, compiled forward pass) is kept here as :func:`two_pass_meanflow`, to time it and to check
+the new step against it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from torch import nn
 from shortcut_mini.config import TrainConfig
 from shortcut_mini.data import ArrayDataset
 from shortcut_mini.levels import check_base_steps
-from shortcut_mini.objectives.base import TrainingTargets
+from shortcut_mini.objectives.base import ObjectiveOutput, TrainingTargets
+from shortcut_mini.objectives.meanflow import MeanFlow, adaptive_loss
 from shortcut_mini.speed import compile_for_training, mark_step_begin
 from shortcut_mini.train.components import build_components
 from shortcut_mini.train.devices import autocast
@@ -62,12 +66,28 @@ def train_config(model: str, method: str, batch: int, device, precision: str, co
 
 
 class ProjectStep:
-    """The trainer's own step (``train.trainer._Loop.step``) and its metrics bookkeeping."""
+    """The trainer's own step (``train.trainer._Loop.step``) and its metrics bookkeeping.
+    ``attention``: MeanFlow's attention kernel inside the JVP (None: the objective's default)."""
 
-    def __init__(self, model, shape, method, batch, device, precision, compiled, mode, options, n):
+    def __init__(
+        self,
+        model,
+        shape,
+        method,
+        batch,
+        device,
+        precision,
+        compiled,
+        mode,
+        options,
+        n,
+        attention=None,
+    ):
         cfg = train_config(model, method, batch, device, precision, compiled)
         self.dinfo = {"name": "synthetic", "kind": "image", "shape": list(shape), "num_classes": 0}
         self.parts = build_components(cfg, self.dinfo, device, precision)
+        if attention is not None:
+            self.parts.objective.attention = attention  # read when the network is built below
         data = synthetic_images(tuple(shape), n, device)
         self.loop = _Loop(cfg, DistInfo(), device, precision, data, self.dinfo, self.parts, None)
         self.loop.compile_mode, self.loop.compile_options = mode, dict(options)
@@ -85,26 +105,38 @@ class ProjectStep:
         self.log.log(step, 0.0, 0.0)  # what a log step does: one host sync, sums reset
 
 
-def make_step(impl, model, method, compiled, mode, args, device, reference):
+def method_variants(methods, attentions):
+    """``(method, attention)`` pairs: MeanFlow once per attention kernel of its JVP, every other
+    method once with ``None``."""
+    for method in methods:
+        for attention in attentions if method == "meanflow" else [None]:
+            yield method, attention
+
+
+def make_step(impl, model, method, compiled, mode, args, device, reference, attention=None):
     """A :class:`ProjectStep` or :class:`ReferenceStep` for the benchmark's settings ``args``."""
     shape, batch, precision = args.shapes[model], args.batch, args.precision
     n = 4 * batch if args.smoke else 60_000  # a dataset of Fashion-MNIST's size: epochs as there
     options = {"backend": args.compile_backend} if args.compile_backend != "inductor" else {}
     how = (batch, device, precision, compiled, mode, options, n)
     if impl == "project":
-        return ProjectStep(model, shape, method, *how)
+        return ProjectStep(model, shape, method, *how, attention=attention)
     return ReferenceStep(reference, model, shape, method, *how)
 
 
 def plain_step(model, ema, objective, x1, step: int, seed: int, device, precision, lr=1e-4):
     """One step written plainly, eagerly: non-fused AdamW, a per-parameter EMA loop, and the
     per-group diagnostics read with ``torch.unique`` (a host sync), as the package did before.
-    Returns the loss and the diagnostics; updates ``model`` and ``ema`` in place."""
+    Returns the loss diagnostic (the plain mean squared error) and the other diagnostics; updates
+    ``model`` and ``ema`` in place."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, foreach=False)
     gen = torch.Generator(device).manual_seed(step_seed(seed, step, 0))
     with autocast(device, precision):
         out = objective.loss(model, x1, None, generator=gen, step=step, ema_model=ema)
-    diagnostics = unique_diagnostics(out.targets, model, device, precision)  # before the update
+    if isinstance(objective, MeanFlow):  # its own diagnostics (no per-level groups)
+        diagnostics = {k: diagnostic_value(v) for k, v in out.diagnostics.items() if k != "loss"}
+    else:
+        diagnostics = unique_diagnostics(out.targets, model, device, precision)  # before update
     opt.zero_grad(set_to_none=True)
     out.loss.backward()
     opt.step()
@@ -112,7 +144,12 @@ def plain_step(model, ema, objective, x1, step: int, seed: int, device, precisio
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters()):
             e.mul_(beta).add_(p, alpha=1 - beta)
-    return float(out.loss.detach()), diagnostics
+    return float(out.diagnostics["loss"]), diagnostics
+
+
+def diagnostic_value(value) -> float:
+    """A diagnostic as a number: a tensor, or a ``(mean, present)`` pair (MeanFlow's)."""
+    return float(value[0] if isinstance(value, tuple) else value)
 
 
 def unique_diagnostics(targets: TrainingTargets, model, device, precision) -> dict[str, float]:
@@ -144,6 +181,32 @@ def host_sync_diagnostics():
         yield
     finally:
         base.group_diagnostics = original
+
+
+def _two_pass_loss(self, model, x1, y, *, generator, x0=None, **_) -> ObjectiveOutput:
+    """MeanFlow's step before the one-pass form: the target from an eager JVP of the plain module
+    (``make_targets``), then a second forward pass of ``model`` (compiled, under DDP)."""
+    targets = self.make_targets(x1, y, generator=generator, model=model, x0=x0)
+    pred = model(targets.x_t, targets.t, targets.level, targets.y)
+    loss, diagnostics = adaptive_loss(
+        pred, targets.target, targets.level, self.norm_p, self.norm_eps
+    )
+    return ObjectiveOutput(loss=loss, diagnostics=diagnostics, targets=targets)
+
+
+@contextlib.contextmanager
+def two_pass_meanflow():
+    """MeanFlow's step as it was before the one-pass form (see :func:`_two_pass_loss`): the
+    trainer compiles the model itself, and each step runs the JVP eagerly, then the forward."""
+    patched = {"loss": _two_pass_loss, "training_network": lambda self, model: model}
+    original = {name: getattr(MeanFlow, name) for name in patched}
+    for name, fn in patched.items():
+        setattr(MeanFlow, name, fn)
+    try:
+        yield
+    finally:
+        for name, fn in original.items():
+            setattr(MeanFlow, name, fn)
 
 
 # ---- the reference network ---------------------------------------------------------------

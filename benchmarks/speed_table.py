@@ -2,8 +2,8 @@
 
     python benchmarks/speed_table.py [benchmarks/results/speed.json]
 
-``render(doc)`` returns the whole text; ``train_table``, ``sampling_table`` and ``check_table``
-one table each. Nothing here needs torch.
+``render(doc)`` returns the whole text; ``train_table``, ``sampling_table``, ``check_table`` and
+``meanflow_table`` one table each. Nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["render", "train_table", "sampling_table", "check_table", "load"]
+__all__ = [
+    "render",
+    "train_table",
+    "sampling_table",
+    "check_table",
+    "meanflow_table",
+    "meanflow_ratios",
+    "load",
+]
+
+MEANFLOW_TARGET = 1.6
+"""The goal for MeanFlow's step: at most this many flow-matching steps of the same model."""
 
 
 def load(path: str | Path = "benchmarks/results/speed.json") -> dict:
@@ -26,6 +37,8 @@ def _num(x, fmt: str = ",.0f") -> str:
 def _how(e: dict) -> str:
     mode = e.get("compile_mode") or "default"
     how = "eager" if not e["compiled"] else "compiled" if mode == "default" else f"compiled, {mode}"
+    if e.get("attention"):
+        how += f", {e['attention']} attention"
     return f"{how} ({e['variant']})" if e.get("variant") else how
 
 
@@ -67,15 +80,53 @@ def sampling_table(doc: dict) -> str:
 def check_table(doc: dict) -> str:
     """The optimised step against the plain eager step, one step from the same weights."""
     lines = [
-        "| model | method | step | loss rel. error | update cosine | update rel. error | passed |",
-        "|---|---|---|---|---|---|---|",
+        "| model | method | step | against | loss rel. error | update cosine | update rel. error "
+        "| passed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in doc.get("checks", []):
+        against = e.get("against", "plain eager step")
         lines.append(
-            f"| {e['model']} | {e['method']} | {_how(e)} | {e['loss_rel_err']:.1e} | "
+            f"| {e['model']} | {e['method']} | {_how(e)} | {against} | {e['loss_rel_err']:.1e} | "
             f"{e['update_cosine']:.4f} | {e['update_rel_err']:.1e} | "
             f"{'yes' if e['passed'] else 'NO'} |"
         )
+    return "\n".join(lines)
+
+
+def meanflow_ratios(doc: dict) -> list[dict]:
+    """Each MeanFlow row of the project's step against the flow-matching row of the same model
+    and compilation (no variant): ``{"model", "how", "ratio"}``, ratio = seconds per MeanFlow step
+    over seconds per flow-matching step (the batch is the same)."""
+    train = [e for e in doc.get("train", []) if e.get("impl") == "project"]
+
+    def same(e):
+        return (e["model"], e["compiled"], e.get("compile_mode"))
+
+    flow = {same(e): e for e in train if e["method"] == "flow_matching" and not e.get("variant")}
+    out = []
+    for e in train:
+        if e["method"] != "meanflow" or same(e) not in flow:
+            continue
+        out.append(
+            {
+                "model": e["model"],
+                "how": _how(e),
+                "ratio": flow[same(e)]["img_per_s"] / e["img_per_s"],
+            }
+        )
+    return out
+
+
+def meanflow_table(doc: dict) -> str:
+    """MeanFlow's step in flow-matching steps of the same model and compilation."""
+    lines = [
+        "| model | MeanFlow step | cost in flow-matching steps | at most 1.6 |",
+        "|---|---|---|---|",
+    ]
+    for r in meanflow_ratios(doc):
+        ok = "yes" if r["ratio"] <= MEANFLOW_TARGET else "no"
+        lines.append(f"| {r['model']} | {r['how']} | {r['ratio']:.2f} | {ok} |")
     return "\n".join(lines)
 
 
@@ -86,9 +137,11 @@ def render(doc: dict) -> str:
         "TFLOP/s."
     )
     parts = [head, "", "Training step", "", train_table(doc), ""]
+    if meanflow_ratios(doc):
+        parts += ["MeanFlow's step against flow matching's", "", meanflow_table(doc), ""]
     parts += ["Sampling", "", sampling_table(doc), ""]
     if doc.get("checks"):
-        parts += ["Optimised step against the plain eager step", "", check_table(doc), ""]
+        parts += ["Optimised step against a plain eager step", "", check_table(doc), ""]
     if doc.get("skipped"):
         parts += ["Skipped: " + "; ".join(f"{s['what']} ({s['why']})" for s in doc["skipped"])]
     return "\n".join(parts)

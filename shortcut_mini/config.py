@@ -7,7 +7,7 @@ Accepted names (``shortcut_mini.names()`` prints them):
   ``cifar10``, ``celeba64``, ``image_folder:PATH``
 - ``method``: ``flow_matching``, ``shortcut``; the paper's baselines ``diffusion``,
   ``consistency_training``, ``live_reflow``; with a teacher: ``consistency_distillation``,
-  ``progressive_distillation``, ``reflow``; ``meanflow`` (needs ``level_embedding='sin_d'``)
+  ``progressive_distillation``, ``reflow``; ``meanflow``
 - ``model``: ``mlp``, ``mlp-small`` (2D); ``dit-tiny``, ``dit-mini``, ``dit-s``, ``dit-b``,
   ``dit-xl`` (images)
 - ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``
@@ -15,7 +15,8 @@ Accepted names (``shortcut_mini.names()`` prints them):
   fp32 on CPU), ``fp32``, ``bf16``, ``fp16``
 - ``target_weights``: ``online``, ``ema``
 - ``t_sampling``: ``grid``, ``uniform``
-- ``level_embedding``: ``learned``, ``sin_level``, ``sin_d``
+- ``level_embedding``: ``learned``, ``sin_level``, ``sin_d`` (left out: the method's own, see
+  ``shortcut_mini.objectives.level_embedding_choice``)
 
 Every value, whatever its source (Python, a YAML or JSON file, a command-line flag, ``reproduce
 --set KEY=VALUE``), is read as its field's declared type by one function
@@ -78,6 +79,7 @@ _EXAMPLES = {
     "model_overrides": '{"depth": 2}',
     "teacher": "runs/flow_matching",
     "reflow_pairs": 60000,
+    "level_embedding": "sin_d",
 }
 
 
@@ -126,14 +128,19 @@ class TrainConfig:
             ``objectives.Shortcut``).
         class_conditional: condition on labels.
         class_dropout: probability of the null label during training (for CFG).
-        guidance_scale: guided self-consistency targets when > 0.
-        level_embedding: how the step-size level enters the network (``meanflow`` needs
-            ``sin_d``, the only one that takes a continuous step size).
+        guidance_scale: guided targets when > 0 (class-conditional runs): shortcut's
+            self-consistency targets, MeanFlow's guided velocity (its ``w``).
+        level_embedding: how the step size enters the network: ``learned``, ``sin_level`` or
+            ``sin_d``. Left out (None), the method's own: ``learned`` for most methods,
+            ``sin_d`` for ``meanflow`` (the only embedding that takes a continuous step size;
+            another choice for it is an error).
         meanflow_ratio: MeanFlow's share of rows with a jump ``d > 0`` (paper's ImageNet: 0.25).
         meanflow_t_mean: mean of MeanFlow's logit-normal times (paper's convention, 1 = noise).
         meanflow_t_std: standard deviation of that logit-normal.
         meanflow_norm_p: power ``p`` of MeanFlow's adaptive loss weight ``1 / (L + c)^p``.
         meanflow_norm_eps: the constant ``c`` of that weight.
+        meanflow_kappa: ``k`` of MeanFlow's guided velocity ``w v + k u_c + (1 - w - k) u_null``
+            (the mixing scale of the paper's appendix; 0: its main-text guidance); used when guidance_scale > 0.
         model_overrides: fields replacing the model preset's (e.g. ``{"depth": 2}``).
         data_root: where downloaded datasets live.
         image_size: resize images to this size.
@@ -181,12 +188,13 @@ class TrainConfig:
     class_conditional: bool = False
     class_dropout: float = 0.1
     guidance_scale: float = 0.0
-    level_embedding: str = "learned"
+    level_embedding: str | None = None
     meanflow_ratio: float = 0.25
     meanflow_t_mean: float = -0.4
     meanflow_t_std: float = 1.0
     meanflow_norm_p: float = 1.0
     meanflow_norm_eps: float = 0.01
+    meanflow_kappa: float = 0.0
     model_overrides: dict = field(default_factory=dict)
     data_root: str | None = None
     image_size: int | None = None
@@ -207,6 +215,8 @@ class TrainConfig:
         hints = _field_types()
         for f in dataclasses.fields(self):
             setattr(self, f.name, _coerce_field(f.name, getattr(self, f.name), hints[f.name]))
+        if self.level_embedding is None:
+            self.level_embedding = _method_level_embedding(self.method)
         self.validate()
 
     def validate(self) -> None:
@@ -253,6 +263,16 @@ class TrainConfig:
             raise ConfigError(f"config file {path}: {e}") from None
 
     def replace(self, **changes) -> TrainConfig:
+        """A copy with ``changes``. A new ``method`` also gets its own default step-size
+        embedding when this config's embedding is the old method's default and ``changes``
+        names none (``TrainConfig().replace(method="meanflow")`` is valid)."""
+        method = changes.get("method", self.method)
+        if (
+            method != self.method
+            and "level_embedding" not in changes
+            and self.level_embedding == _method_level_embedding(self.method)
+        ):
+            changes["level_embedding"] = None
         return dataclasses.replace(self, **changes)
 
     def differences(self, other: TrainConfig, ignore=RESUME_IGNORED_FIELDS) -> dict:
@@ -373,7 +393,7 @@ def read_config_file(path: Path) -> dict:
 
 def _check_names(cfg: TrainConfig) -> None:
     from .models.embeddings import LEVEL_EMBEDDINGS
-    from .objectives import OBJECTIVES
+    from .objectives import OBJECTIVES, level_embedding_choice
     from .objectives.flow_matching import T_SAMPLINGS
     from .objectives.shortcut import TARGET_WEIGHTS
 
@@ -394,13 +414,13 @@ def _check_names(cfg: TrainConfig) -> None:
     if cfg.method not in OBJECTIVES:
         _bad("method", f"unknown method {cfg.method!r}; valid names: {sorted(OBJECTIVES)}")
     _check_teacher(cfg, getattr(OBJECTIVES[cfg.method], "needs_teacher", False))
-    embeddings = getattr(OBJECTIVES[cfg.method], "level_embeddings", None)
-    if embeddings and cfg.level_embedding not in embeddings:
+    accepted, default = level_embedding_choice(cfg.method)
+    if cfg.level_embedding in LEVEL_EMBEDDINGS and cfg.level_embedding not in accepted:
         _bad(
             "level_embedding",
-            f"method {cfg.method!r} feeds the step size to the network as a number, which "
-            f"{cfg.level_embedding!r} cannot take; set level_embedding to one of "
-            f"{list(embeddings)}",
+            f"method {cfg.method!r} accepts the step-size embedding(s) {list(accepted)}, not "
+            f"{cfg.level_embedding!r}; leave level_embedding out (the method's default is "
+            f"{default!r}) or set one of {list(accepted)}",
         )
     if cfg.model not in _model_presets():
         _bad("model", f"unknown model {cfg.model!r}; valid names: {sorted(_model_presets())}")
@@ -420,6 +440,14 @@ def _check_names(cfg: TrainConfig) -> None:
     for name in ("out_dir", "data_root", "latent_vae", "teacher"):
         if getattr(cfg, name) is not None and not getattr(cfg, name).strip():
             _bad(name, f"must not be empty; give a path such as {_example(name)!r} or leave it out")
+
+
+def _method_level_embedding(method: str) -> str | None:
+    """The step-size embedding ``method`` uses when the config names none (None for an unknown
+    method: validation then names the method)."""
+    from .objectives import OBJECTIVES, level_embedding_choice
+
+    return level_embedding_choice(method)[1] if method in OBJECTIVES else None
 
 
 def _check_teacher(cfg: TrainConfig, needs_teacher: bool) -> None:
@@ -464,7 +492,7 @@ def _check_numbers(cfg: TrainConfig) -> None:
         _bad("M", str(e))
     floats = ("lr", "weight_decay", "ema_decay", "bootstrap_fraction", "class_dropout")
     floats += ("meanflow_ratio", "meanflow_t_mean", "meanflow_t_std", "meanflow_norm_p")
-    floats += ("meanflow_norm_eps",)
+    floats += ("meanflow_norm_eps", "meanflow_kappa")
     for name in (*floats, "guidance_scale", "clip"):
         v = getattr(cfg, name)
         if v is not None and not math.isfinite(v):
@@ -481,6 +509,7 @@ def _check_numbers(cfg: TrainConfig) -> None:
         "meanflow_t_std": (0, math.inf, False, "positive (paper's ImageNet: 1.0)"),
         "meanflow_norm_p": (0, math.inf, True, ">= 0 (paper's ImageNet: 1.0; 0: no weighting)"),
         "meanflow_norm_eps": (0, math.inf, False, "positive (paper's ImageNet: 0.01)"),
+        "meanflow_kappa": (0, 1, True, "in [0, 1) (0: the paper's main-text guidance)"),
     }
     for name, (lo, hi, closed, words) in ranges.items():
         v = getattr(cfg, name)

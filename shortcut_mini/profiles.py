@@ -308,8 +308,8 @@ PROFILES: dict[str, Chapter] = {
 # seeds, reference split), ``grid`` (sample-grid budgets), ``description`` and ``cost`` (what one
 # run costs, quoted only from measurements, with their source). Optional: ``method_seeds``
 # (``{method: seeds}`` replacing ``seeds`` for that method) and ``method_config`` (``{method:
-# {field: value}}``, TrainConfig fields of that method's runs only, e.g. MeanFlow's
-# ``level_embedding``). A method that distils a teacher gets ``teacher=`` the batch's own
+# {field: value}}``, TrainConfig fields of that method's runs only, e.g. reflow's
+# ``reflow_pairs``). A method that distils a teacher gets ``teacher=`` the batch's own
 # flow-matching run of its seed (or of seed 0), which the runner trains first.
 _BUDGETS = DEFAULT_BUDGETS
 _MINI = dict(
@@ -350,7 +350,6 @@ TABLE1_METHODS = (
     "meanflow",
 )
 _TABLE1_SEEDS = dict(flow_matching=(0, 1), shortcut=(0, 1), meanflow=(0, 1))
-_TABLE1_METHOD_CONFIG = dict(meanflow=dict(level_embedding="sin_d"))  # a continuous step size
 # The fairness row: a distilled student sees its teacher's training images and its own, so a
 # shortcut model trained on both (twice the steps) is its own row, labelled by its budget.
 _TABLE1_ROWS = ("flow_matching", "shortcut", "shortcut_16k", *TABLE1_METHODS[2:])
@@ -398,7 +397,6 @@ PRESETS: dict[str, dict] = {
         seeds=(0,),
         method_seeds=_TABLE1_SEEDS,
         method_config={
-            **_TABLE1_METHOD_CONFIG,
             "reflow": dict(reflow_pairs=32),
             "shortcut_16k": dict(method="shortcut", steps=16),
         },
@@ -418,8 +416,7 @@ PRESETS: dict[str, dict] = {
         methods=_TABLE1_ROWS,
         seeds=(0,),
         method_seeds=_TABLE1_SEEDS,
-        method_config={  # reflow: 60,000 pairs (the training set's size)
-            **_TABLE1_METHOD_CONFIG,
+        method_config={  # reflow makes 60,000 pairs (the training set's size)
             "shortcut_16k": dict(method="shortcut", steps=16_000),  # teacher's + student's images
         },
         eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from shortcut_mini import ConfigError, TrainingInterrupted, load_run, sample, train
+from shortcut_mini import ConfigError, TrainConfig, TrainingInterrupted, load_run, sample, train
 from shortcut_mini.data import ArrayDataset
 from shortcut_mini.models.embeddings import LevelEmbedder
 from shortcut_mini.models.mlp import MLPVelocity
@@ -33,8 +33,7 @@ METHODS = ("diffusion", "consistency_training", "live_reflow", "meanflow")
 
 
 def method_config(tiny_config, method, **kw):
-    extra = {"level_embedding": "sin_d"} if method == "meanflow" else {}
-    return tiny_config(method=method, **extra, **kw)
+    return tiny_config(method=method, **kw)  # every method brings the inputs it needs
 
 
 class Linear(nn.Module):
@@ -228,11 +227,40 @@ def test_sin_d_takes_a_level_or_its_step_size_and_learned_refuses_a_number():
         LevelEmbedder(16, 8, "learned")(torch.tensor([0.5]))
 
 
-def test_meanflow_config_needs_the_continuous_embedding(tiny_config):
-    with pytest.raises(ConfigError, match="level_embedding.*sin_d"):
-        tiny_config(method="meanflow")
+def test_meanflow_alone_is_a_valid_config_and_brings_its_embedding(tiny_config):
+    cfg = tiny_config(method="meanflow")
+    assert cfg.level_embedding == "sin_d"
+    assert tiny_config(method="shortcut").level_embedding == "learned"  # the others' default
+    assert tiny_config(method="shortcut", level_embedding="sin_d").level_embedding == "sin_d"
+    # an explicit choice it cannot train is an error that names the accepted ones
+    with pytest.raises(ConfigError, match=r"level_embedding.*accepts.*\['sin_d'\].*'learned'"):
+        tiny_config(method="meanflow", level_embedding="learned")
     with pytest.raises(ConfigError, match="meanflow_ratio"):
-        tiny_config(method="meanflow", level_embedding="sin_d", meanflow_ratio=1.5)
+        tiny_config(method="meanflow", meanflow_ratio=1.5)
+    # replace() gives a new method its own default, and keeps an explicit one
+    assert tiny_config().replace(method="meanflow").level_embedding == "sin_d"
+    assert cfg.replace(method="flow_matching").level_embedding == "learned"
+    chosen = tiny_config(level_embedding="sin_level")
+    assert chosen.replace(method="flow_matching").level_embedding == "sin_level"
+    with pytest.raises(ConfigError, match="accepts"):
+        chosen.replace(method="meanflow")
+    # a saved config (every field written out) reads back the same
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg
+
+
+def test_level_embedding_choice_is_declared_by_the_objective(monkeypatch):
+    from shortcut_mini.objectives import OBJECTIVES, level_embedding_choice
+
+    assert level_embedding_choice("meanflow") == (("sin_d",), "sin_d")
+    assert level_embedding_choice("flow_matching") == (("learned", "sin_level", "sin_d"), "learned")
+    # the mechanism is general: any objective may declare its own
+    monkeypatch.setattr(OBJECTIVES["shortcut"], "level_embeddings", ("sin_level",), raising=False)
+    monkeypatch.setattr(
+        OBJECTIVES["shortcut"], "default_level_embedding", "sin_level", raising=False
+    )
+    assert TrainConfig(method="shortcut", progress=False).level_embedding == "sin_level"
+    with pytest.raises(ConfigError, match=r"\['sin_level'\]"):
+        TrainConfig(method="shortcut", level_embedding="learned", progress=False)
 
 
 # ---- samplers ---------------------------------------------------------------------------------------

@@ -94,16 +94,26 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
         assert set(speed.TRAIN_KEYS) <= set(e)
         assert e["impl"] in ("project", "reference") and isinstance(e["compiled"], bool)
         assert e["img_per_s"] > 0 and e["tflops"] >= 0 and e["peak_mem_gb"] is None
-    before = [e for e in train if e["variant"]]
-    assert {e["method"] for e in before} == {"flow_matching", "shortcut"}
-    kinds = {(e["impl"], e["method"]) for e in train}
-    assert kinds == {
-        (i, m) for i in ("project", "reference") for m in ("flow_matching", "shortcut")
+    before = {(e["method"], e["variant"]) for e in train if e["variant"]}
+    assert before == {
+        ("flow_matching", speed.BEFORE),
+        ("shortcut", speed.BEFORE),
+        ("meanflow", speed.BEFORE_MEANFLOW),
     }
-    # the shortcut step does more work than the flow-matching step: more FLOPs per step
-    flops = {(e["impl"], e["method"]): e["gflop_per_step"] for e in train}
+    kinds = {(e["impl"], e["method"], e["attention"]) for e in train if not e["variant"]}
+    assert kinds == {
+        (i, m, None) for i in ("project", "reference") for m in ("flow_matching", "shortcut")
+    } | {("project", "meanflow", "math"), ("project", "meanflow", "matmul")}
+    # the shortcut and MeanFlow steps do more work than the flow-matching step: more FLOPs
+    flops = {(e["impl"], e["method"], e["variant"]): e["gflop_per_step"] for e in train}
     for impl in ("project", "reference"):
-        assert flops[impl, "shortcut"] > flops[impl, "flow_matching"]
+        assert flops[impl, "shortcut", None] > flops[impl, "flow_matching", None]
+    # MeanFlow: one JVP pass costs more than a forward pass, less than the JVP and a forward
+    one_pass, two_pass = (
+        flops["project", "meanflow", None],
+        flops["project", "meanflow", speed.BEFORE_MEANFLOW],
+    )
+    assert flops["project", "flow_matching", None] < one_pass < two_pass
     assert {(e["steps"], e["path"]) for e in doc["sampling"]} == {
         (1, "optimised"),
         (128, "optimised"),
@@ -111,11 +121,18 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
     }
     for e in doc["sampling"]:
         assert set(speed.SAMPLING_KEYS) <= set(e) and e["seconds"] > 0
-    assert {c["method"] for c in doc["checks"]} == {"flow_matching", "shortcut"}
+    checks = {(c["method"], c["attention"], c["against"]) for c in doc["checks"]}
+    assert checks == {
+        ("flow_matching", None, "plain eager step"),
+        ("shortcut", None, "plain eager step"),
+        ("meanflow", "math", "two-pass step"),
+        ("meanflow", "matmul", "two-pass step"),
+    }
     for c in doc["checks"]:
         assert c["passed"] and c["loss_rel_err"] < 1e-5 and c["update_cosine"] > 0.9999, c
     text = speed.render(doc)
     assert "| dit-tiny | 1x8x8 | shortcut | reference | eager |" in text
+    assert "| dit-tiny | eager, matmul attention | " in text  # MeanFlow in flow-matching steps
 
 
 def test_check_fails_when_the_steps_differ(speed, tmp_path, monkeypatch):
@@ -126,9 +143,40 @@ def test_check_fails_when_the_steps_differ(speed, tmp_path, monkeypatch):
     plain = speed_steps.plain_step
     monkeypatch.setattr(speed_steps, "plain_step", lambda *a, **k: plain(*a, **{**k, "lr": 3e-4}))
     args = speed.parse_args(["--smoke", "--out", str(tmp_path / "s.json")])
-    result = speed_checks.equality_check("shortcut", False, None, args, torch.device("cpu"))
-    assert result["loss_rel_err"] == 0 and result["update_rel_err"] > 0.5
-    assert not result["passed"]
+    for method in ("shortcut", "meanflow"):
+        result = speed_checks.equality_check(method, False, None, args, torch.device("cpu"))
+        assert result["loss_rel_err"] == 0 and result["update_rel_err"] > 0.5
+        assert not result["passed"]
+
+
+def test_meanflow_check_fails_when_the_two_pass_step_differs(speed, tmp_path, monkeypatch):
+    """The MeanFlow check compares with the two-pass step: a two-pass target with another
+    derivative (the tangent of t flipped) is caught."""
+    import speed_checks
+    import speed_steps
+
+    from shortcut_mini.models.dit import forward_ad_attention
+    from shortcut_mini.objectives import meanflow
+
+    class Flipped(meanflow.MeanFlowForward):
+        def _jvp(self, x, t, d, y, w):
+            ones = torch.ones_like(t)
+            with forward_ad_attention("math"):
+                u, dudt = torch.func.jvp(
+                    lambda a, b, c: self.net(a, b, c, y), (x, t, d), (w, -ones, -ones)
+                )
+            return u, dudt.detach()
+
+    original = speed_steps.two_pass_meanflow
+
+    def flipped_two_pass():
+        monkeypatch.setattr(meanflow, "MeanFlowForward", Flipped)
+        return original()
+
+    monkeypatch.setattr(speed_steps, "two_pass_meanflow", flipped_two_pass)
+    args = speed.parse_args(["--smoke", "--out", str(tmp_path / "s.json")])
+    result = speed_checks.equality_check("meanflow", False, None, args, torch.device("cpu"))
+    assert result["loss_rel_err"] > 1e-4 and not result["passed"]
 
 
 def test_budget_skips_and_says_so(speed, tmp_path):
@@ -136,9 +184,14 @@ def test_budget_skips_and_says_so(speed, tmp_path):
     doc = speed.main(["--smoke", "--out", str(out), "--budget-s", "0", "--skip", "sampling"])
     assert doc["train"] == [] and doc["checks"] == []
     assert doc["skipped"] and all("budget" in s["why"] for s in doc["skipped"])
-    again = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
+    methods = ["--methods", "flow_matching", "shortcut"]
+    again = speed.main(
+        ["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling", *methods]
+    )
     assert len(again["train"]) == 4 and again["skipped"] == []  # eager steps, now and before
-    third = speed.main(["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling"])
+    third = speed.main(
+        ["--smoke", "--out", str(out), "--append", "--skip", "check", "sampling", *methods]
+    )
     assert third["train"] == again["train"]  # nothing measured twice
 
 

@@ -5,20 +5,40 @@ add a fixed 2D sin-cos position embedding, run ``depth`` transformer blocks whos
 modulated by the conditioning vector ``c = emb(t) + emb(level) + emb(y)`` (adaLN-Zero: the
 modulation and the output layer start at zero, so every block starts as the identity), unpatchify.
 This is the network ``s_theta(x_t, t, d)`` of the paper (Sec. 3, Eq. 4).
+
+Attention runs through ``F.scaled_dot_product_attention``, which picks the fastest kernel (flash,
+memory-efficient). Forward-mode AD (``torch.func.jvp``, MeanFlow's derivative) does not pass those
+kernels; inside :func:`forward_ad_attention` attention runs through one that it passes.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 
 from ..levels import num_levels
 from .embeddings import LabelEmbedder, LevelEmbedder, TimestepEmbedder
 
-__all__ = ["DiT", "sincos_pos_embed_2d"]
+__all__ = [
+    "ATTENTION_KERNELS",
+    "DiT",
+    "forward_ad_attention",
+    "matmul_attention",
+    "sincos_pos_embed_2d",
+]
+
+ATTENTION_KERNELS = ("math", "matmul")
+"""Attention kernels that forward-mode AD passes (:func:`forward_ad_attention`): ``"math"``,
+PyTorch's reference kernel of ``scaled_dot_product_attention``; ``"matmul"``,
+:func:`matmul_attention` written out. Both compute the same function; which is faster compiled
+is measured by ``benchmarks/speed.py``."""
 
 
 def sincos_pos_embed_2d(dim: int, grid: int) -> torch.Tensor:
@@ -36,6 +56,38 @@ def sincos_pos_embed_2d(dim: int, grid: int) -> torch.Tensor:
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d_head)) v`` with two matmuls and a softmax (no fused kernel)."""
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    return scores.softmax(dim=-1) @ v
+
+
+class _MatmulAttentionMode(TorchFunctionMode):
+    """Routes every ``F.scaled_dot_product_attention(q, k, v)`` call to :func:`matmul_attention`."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            if len(args) != 3 or kwargs:
+                raise NotImplementedError(
+                    "matmul attention takes (q, k, v) only; use forward_ad_attention('math')"
+                )
+            return matmul_attention(*args)
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def forward_ad_attention(kernel: str = "math"):
+    """Inside this context attention runs through ``kernel`` (one of :data:`ATTENTION_KERNELS`),
+    which forward-mode AD passes; the network and its weights are unchanged. It also holds while
+    ``torch.compile`` traces the code inside it."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"attention kernel must be one of {ATTENTION_KERNELS}, got {kernel!r}")
+    context = sdpa_kernel(SDPBackend.MATH) if kernel == "math" else _MatmulAttentionMode()
+    with context:
+        yield
 
 
 class Attention(nn.Module):

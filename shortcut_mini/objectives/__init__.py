@@ -14,7 +14,9 @@ name                          class                        paper
 ``meanflow``                  ``MeanFlow``                 Geng et al. (2025): the MeanFlow identity
 ============================  ===========================  =====================================
 
-Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``). The
+Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may
+declare the step-size embeddings it can train (``level_embeddings``) and the one it uses when the
+config names none (``default_level_embedding``); see :func:`level_embedding_choice`. The
 methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run named by
 ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in ``lifecycle``.
 """
@@ -36,12 +38,13 @@ from .diffusion import Diffusion
 from .flow_matching import FlowMatching
 from .lifecycle import ObjectiveContext, ObjectiveHooks
 from .live_reflow import LiveReflow, live_reflow_target
-from .meanflow import MeanFlow, meanflow_target
+from .meanflow import MEANFLOW_SETTINGS, MeanFlow, meanflow_target
 from .progressive_distillation import ProgressiveDistillation
 from .reflow import Reflow
 from .shortcut import Shortcut, allocate_levels, self_consistency_target
 
 __all__ = [
+    "MEANFLOW_SETTINGS",
     "OBJECTIVES",
     "ConsistencyDistillation",
     "ConsistencyTraining",
@@ -62,6 +65,7 @@ __all__ = [
     "consistency_target",
     "group_diagnostics",
     "interpolate",
+    "level_embedding_choice",
     "live_reflow_target",
     "meanflow_target",
     "objective_arguments",
@@ -80,6 +84,34 @@ OBJECTIVES = {
     "reflow": Reflow,
     "meanflow": MeanFlow,
 }
+
+
+DEFAULT_LEVEL_EMBEDDING = "learned"
+"""The step-size embedding of a method that declares none (a learned vector per level)."""
+
+
+def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
+    """``(accepted, default)``: the step-size embeddings ``method`` can train and the one it
+    uses when ``TrainConfig.level_embedding`` is left out.
+
+    An objective class declares them as ``level_embeddings`` and ``default_level_embedding``
+    (MeanFlow: only ``sin_d``, which takes the step size as a number); one that declares
+    nothing accepts every embedding of ``shortcut_mini.models.embeddings.LEVEL_EMBEDDINGS`` and
+    uses :data:`DEFAULT_LEVEL_EMBEDDING`.
+    """
+    from ..models.embeddings import LEVEL_EMBEDDINGS
+
+    if method not in OBJECTIVES:
+        raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
+    cls = OBJECTIVES[method]
+    accepted = tuple(getattr(cls, "level_embeddings", LEVEL_EMBEDDINGS))
+    default = getattr(cls, "default_level_embedding", DEFAULT_LEVEL_EMBEDDING)
+    if default not in accepted:
+        raise TypeError(
+            f"{cls.__name__}: default_level_embedding {default!r} is not among its "
+            f"level_embeddings {list(accepted)}"
+        )
+    return accepted, default
 
 
 def objective_arguments() -> dict[str, list[str]]:

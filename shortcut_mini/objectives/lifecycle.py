@@ -8,7 +8,10 @@ gives it to every objective alike, without knowing which one it runs:
   is restored (:class:`ObjectiveContext` says where, on what, and whether the run resumes);
 - ``on_step(step, total_steps)``: before every optimizer step ``step`` (0-based);
 - ``state_dict()`` / ``load_state_dict(state)``: what the objective must keep for an exact
-  resume, saved in the trainer's checkpoint (an empty dict: nothing).
+  resume, saved in the trainer's checkpoint (an empty dict: nothing);
+- ``training_network(model)``: the module the trainer compiles, wraps in DDP and passes to
+  ``loss`` (the model itself, unless the objective needs more from one call: MeanFlow's
+  prediction and its derivative). It must share the model's parameters.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["ObjectiveContext", "ObjectiveHooks", "call_setup", "call_on_step"]
+__all__ = [
+    "ObjectiveContext",
+    "ObjectiveHooks",
+    "call_setup",
+    "call_on_step",
+    "training_network",
+]
 
 
 @dataclass
@@ -67,6 +76,10 @@ class ObjectiveHooks:
         """State an exact resume needs (plain data and tensors); empty: none."""
         return {}
 
+    def training_network(self, model: nn.Module) -> nn.Module:
+        """The module the trainer compiles and passes to ``loss``: the model itself."""
+        return model
+
     def load_state_dict(self, state: dict) -> None:
         if state:
             raise ValueError(
@@ -86,3 +99,9 @@ def call_on_step(objective, step: int, total_steps: int) -> None:
     hook = getattr(objective, "on_step", None)
     if hook is not None:
         hook(step, total_steps)
+
+
+def training_network(objective, model: nn.Module) -> nn.Module:
+    """``objective.training_network(model)`` if the objective has it, else ``model``."""
+    hook = getattr(objective, "training_network", None)
+    return model if hook is None else hook(model)

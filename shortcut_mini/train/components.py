@@ -21,6 +21,7 @@ MEANFLOW_FIELDS = (
     "meanflow_t_std",
     "meanflow_norm_p",
     "meanflow_norm_eps",
+    "meanflow_kappa",
 )
 
 __all__ = [

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import ConfigError, TrainConfig, as_train_config
 from ..data import ArrayDataset
-from ..objectives.lifecycle import call_on_step, call_setup
+from ..objectives.lifecycle import call_on_step, call_setup, training_network
 from ..speed import TRAINING_COMPILE_MODE, compile_for_training, mark_step_begin
 from .checkpointer import Checkpointer
 from .components import (
@@ -253,7 +253,9 @@ class _Loop:
         self.compile_mode, self.compile_options = cfg.compile_mode or TRAINING_COMPILE_MODE, {}
 
     def network(self) -> nn.Module:
-        net: nn.Module = self.parts.model
+        """What every step calls: the objective's training network (the model itself for most
+        objectives), compiled if asked, in DDP under several processes."""
+        net: nn.Module = training_network(self.parts.objective, self.parts.model)
         if self.cfg.compile:
             net = compile_for_training(net, self.compile_mode, **self.compile_options)
         if self.info.enabled:
