@@ -241,7 +241,8 @@ def sync_notebook(nb: dict, expected_header: list[dict], strip: bool) -> dict:
 
 def _is_badge(cell: dict) -> bool:
     return cell.get("id") == BADGE_ID or (
-        cell.get("cell_type") == "markdown" and "colab-badge" in _source(cell)
+        cell.get("cell_type") == "markdown"
+        and ("colab-badge" in _source(cell) or "[![Open In Colab]" in _source(cell))
     )
 
 
