@@ -331,3 +331,23 @@ def test_the_book_renders_displayed_markdown_and_has_its_design_notes():
     design = (ROOT / "book/design.md").read_text(encoding="utf-8")
     for label in ("design-decisions", "design-ema", "design-evaluation", "design-scale"):
         assert f"({label})=" in design
+
+
+def test_the_api_quick_start_imports_every_name_it_uses():
+    # the package docstring is the API page's quick-start: a reader pastes it as it is
+    import ast
+    import builtins
+
+    import shortcut_mini
+
+    code = shortcut_mini.__doc__.split("::", 1)[1].split("\n\n")[1]
+    tree = ast.parse("\n".join(line[4:] for line in code.splitlines()))
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            bound |= {a.asname or a.name for a in node.names}
+            assert all(hasattr(shortcut_mini, a.name) for a in node.names), node.names
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    assert used <= bound, f"used but never imported or assigned: {sorted(used - bound)}"
