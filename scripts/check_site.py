@@ -103,9 +103,10 @@ FILE_HOST = re.compile(
 # Template seams: what a formatted value looks like when it was glued or printed raw.
 TUPLE_NUMBER = re.compile(r"\(\d+(?:, \d+)+\)")
 _ITEM = r"""(?:'[^'\n]{0,40}'|"[^"\n]{0,40}"|-?\d+(?:\.\d+)?(?:e-?\d+)?)"""
+# A list of quoted strings, or of three or more numbers ("[0, 1]" is an interval, not a seam).
 PY_LIST = re.compile(
     rf"\[\s*(?:'[^'\n]{{0,40}}'|\"[^\"\n]{{0,40}}\")\s*(?:,\s*{_ITEM}\s*)*\]|"
-    rf"\[\s*{_ITEM}\s*(?:,\s*{_ITEM}\s*)+\]"
+    rf"\[\s*{_ITEM}\s*(?:,\s*{_ITEM}\s*){{2,}}\]"
 )
 MID_SENTENCE_NONE = re.compile(r"(?<![.!?]\s)(?<!^)\bNone\b")
 OPTIONAL_PLURAL = re.compile(r"\w\(s\)")

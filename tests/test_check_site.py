@@ -230,6 +230,7 @@ def test_a_number_glued_as_a_tuple_fails(site, text):
     [
         ("3 steps are ['1/2', '1/4', '1/4'] here", "Python list"),
         ("the schedule [0.5, 0.25, 0.25] lands", "Python list"),
+        ("the levels [7, 6, 5, 4] in order", "Python list"),
         ("with 4 step(s) of the sampler", "template plural"),
         ("misaligned steps: None, so the order", "None in a sentence"),
         ("the best method is None of course", "None in a sentence"),
@@ -243,7 +244,8 @@ def test_a_template_seam_in_prose_fails(site, text, what):
 def test_prose_that_reads_as_prose_passes(site):
     good = (
         "<p>One run pushes 204,800,000 images; 3 steps are 1/2, 1/4 and 1/4. None of the "
-        "variants failed [FHLA25] [1]. Budgets 1, 2 and 4 (or 8). The pairs (x, y) and a "
+        "variants failed [FHLA25] [1]. Budgets 1, 2 and 4 (or 8), t in [0, 1], x in [-1, 1]. "
+        "The pairs (x, y) and a "
         "tuple in code: <code>(2, 4, 8)</code>, <code>['1/2']</code>, <code>None</code>.</p>"
     )
     assert problems_of(page(good + "x" * 200), site) == []
