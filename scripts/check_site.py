@@ -16,7 +16,8 @@ Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DO
 - error text (a Python traceback, ``SomethingError:``, error outputs of executed cells), too little
   text, a 404 title, or (chapter pages) fewer than ``--min-figures`` images;
 - a template seam in its prose: a number glued in as a tuple (``(204, 800, 0)``), a Python list
-  (``['1/2', '1/4']``, ``[0.5, 0.25]``), ``None`` in mid-sentence, or ``step(s)``;
+  (``['1/2', '1/4']``, ``[0.5, 0.25, 0.25]``), ``None`` in mid-sentence, or ``step(s)``
+  (outside the API reference's entries, where ``None`` and lists are Python);
 - a heading number that does not start with its chapter's number (``5.1`` inside chapter 3);
 - a table wider than the content column at the screenshot width (1280 px by default), measured in
   the browser by a script that the check's own server adds to every page it serves;
@@ -174,6 +175,7 @@ class PageScan:
     title: str = ""
     text: str = ""  # all visible text, code included (for error messages)
     prose: str = ""  # visible text outside code and math (for raw tables and raw TeX)
+    seam_prose: str = ""  # prose outside Python API entries, where None and lists are Python
     headings: list[tuple[int, str]] = field(default_factory=list)  # (level, text) in order
     measure: dict | None = None  # what MEASURE_SCRIPT recorded (None: the page was not measured)
 
@@ -187,6 +189,7 @@ class DomScan(html.parser.HTMLParser):
         self._stack: list[tuple[str, str]] = []  # (tag, "hidden" | "code" | "")
         self._text: list[str] = []
         self._prose: list[str] = []
+        self._seam_prose: list[str] = []
         self._in_title = False
         self._heading: tuple[int, list[str]] | None = None
 
@@ -227,6 +230,8 @@ class DomScan(html.parser.HTMLParser):
             kind = "hidden"
         elif tag in CODE_TAGS or "math" in classes or "highlight" in classes:
             kind = "code"
+        elif tag == "dl" and "py" in classes:  # an autodoc entry: signature, types, docstring
+            kind = "api"
         else:
             kind = ""
         self._stack.append((tag, kind))
@@ -252,13 +257,16 @@ class DomScan(html.parser.HTMLParser):
         if self._heading:
             self._heading[1].append(data)
         self._text.append(data)
-        if not state:
+        if not state - {"api"}:
             self._prose.append(data)
+        if not state:
+            self._seam_prose.append(data)
 
     def close(self) -> PageScan:
         super().close()
         self.result.text = " ".join(" ".join(self._text).split())
         self.result.prose = " ".join(" ".join(self._prose).split())
+        self.result.seam_prose = " ".join(" ".join(self._seam_prose).split())
         return self.result
 
 
@@ -466,7 +474,7 @@ def dom_problems(
         problems.append(f"{scan.error_outputs} error output(s) of executed cells")
     problems += raw_markdown_tables(scan.prose)
     problems += raw_tex(scan.prose)
-    problems += template_seams(scan.prose)
+    problems += template_seams(scan.seam_prose)
     problems += heading_problems(scan.headings)
     problems += wide_tables(scan.measure)
     problems += build_paths(scan.text, (str(repo_root), str(repo_root.resolve())))

@@ -1,9 +1,10 @@
 /* The book's own script (added by _config.yml's html_js_files).
 
    1. Tables fit the content column. A table wider than the column (a results table with a column
-      per step budget, generated or typed) is tightened: identifiers such as
-      progressive_distillation may break after their underscores, cells get less padding, and the
-      font shrinks in steps down to 70%. What still does not fit (on a phone) scrolls sideways
+      per step budget, generated or typed) is tightened, gentlest change first, until it fits:
+      identifiers such as progressive_distillation may break after their underscores and cells get
+      less padding; the font shrinks to 85%; a "mean ± spread" cell may break before its "±";
+      the font shrinks further, down to 70%. What still does not fit (on a phone) scrolls sideways
       inside its container, with a line above it that says so.
    2. An image that stands alone in a paragraph shows its alt text as a caption, so two sample
       grids with the same title inside the picture (one of them the 2-GPU run) read differently.
@@ -41,6 +42,19 @@
     });
   }
 
+  function wrapSpreads(table) {
+    // "3976 ± 2.74" may now break before its "±" (and nowhere else): two short lines
+    table.querySelectorAll("td.sm-number, th.sm-number").forEach(function (cell) {
+      if (cell.textContent.indexOf("±") < 0) return;
+      cell.classList.add("sm-spread");
+      var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {
+        var node = walker.currentNode;
+        node.nodeValue = node.nodeValue.replace(/\s+/g, "\u00a0").replace(/\u00a0±\u00a0/g, " ±\u00a0");
+      }
+    });
+  }
+
   function fitTables() {
     var col = column();
     if (!col) return;
@@ -49,13 +63,18 @@
       if (table.dataset.smFitted) return;
       table.dataset.smFitted = "1";
       if (table.scrollWidth <= avail) return;
-      breakAfterUnderscores(table);
-      table.classList.add("sm-tight");
-      var size = 100;
-      while (table.scrollWidth > avail && size > MIN_FONT) {
-        size -= 5;
-        table.style.fontSize = size + "%";
+      // the gentlest change first, until the table fits
+      var steps = [
+        function () { breakAfterUnderscores(table); table.classList.add("sm-tight"); },
+        function () { table.style.fontSize = "95%"; },
+        function () { table.style.fontSize = "90%"; },
+        function () { table.style.fontSize = "85%"; },
+        function () { wrapSpreads(table); },
+      ];
+      for (var size = 80; size >= MIN_FONT; size -= 5) {
+        steps.push((function (s) { return function () { table.style.fontSize = s + "%"; }; })(size));
       }
+      for (var i = 0; i < steps.length && table.scrollWidth > avail; i++) steps[i]();
       if (table.scrollWidth > avail) {
         var box = table.closest(".pst-scrollable-table-container") || table.parentElement;
         var columns = table.rows.length ? table.rows[0].cells.length : 0;
