@@ -618,7 +618,8 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", page).removesuffix(".html")
     windows = [(args.window, shots / f"{name}.png")]
-    if args.narrow_window:
+    reading = not page.startswith("_modules/") and Path(page).name not in TOOL_PAGES
+    if args.narrow_window and reading:  # source listings and the index: desktop width only
         width = args.narrow_window.split(",")[0]
         windows.append((args.narrow_window, shots / f"{name}_{width}.png"))
     for window, shot in windows:
