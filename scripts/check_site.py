@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
+import html
 import html.parser
 import http.server
 import io
@@ -543,6 +544,15 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def send_head(self):
+        narrow = NARROW_PAGE.match(urllib.parse.urlsplit(self.path).path)
+        if narrow:  # a page shown in a frame of the given width (see narrow_url)
+            width, page = narrow.groups()
+            body = NARROW_FRAME.format(width=width, page=html.escape(page, quote=True)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
         path = Path(self.translate_path(self.path))
         if path.is_dir():
             path = path / "index.html"
@@ -557,6 +567,22 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         return io.BytesIO(body)
+
+
+# Headless Chromium does not make a window narrower than 500 px, so a phone's width is shown by
+# framing the page: the frame is the page's viewport, of exactly the width asked for.
+NARROW_PAGE = re.compile(r"^/__check_site_width__/(\d+)/(.+)$")
+NARROW_FRAME = (
+    "<!DOCTYPE html><html><head><title>narrow</title><style>html, body {{ margin: 0; "
+    "background: #888; }} iframe {{ border: 0; width: {width}px; height: 100vh; "
+    "background: white; display: block; }}</style></head>"
+    '<body><iframe src="/{page}"></iframe></body></html>'
+)
+
+
+def narrow_url(base: str, page: str, width: int) -> str:
+    """The URL that shows ``page`` in a viewport ``width`` CSS pixels wide (a framed page)."""
+    return f"{base}__check_site_width__/{width}/{page}"
 
 
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -617,12 +643,18 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
     problems += image_problems(scan.images, base + shown, base, fetch)
 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", page).removesuffix(".html")
-    windows = [(args.window, shots / f"{name}.png")]
+    windows = [(args.window, shots / f"{name}.png", url)]
     reading = not page.startswith("_modules/") and Path(page).name not in TOOL_PAGES
     if args.narrow_window and reading:  # source listings and the index: desktop width only
-        width = args.narrow_window.split(",")[0]
-        windows.append((args.narrow_window, shots / f"{name}_{width}.png"))
-    for window, shot in windows:
+        width, height = (int(v) for v in args.narrow_window.split(","))
+        windows.append(
+            (
+                f"{max(width, 500)},{height}",
+                shots / f"{name}_{width}.png",
+                narrow_url(base, page, width),
+            )
+        )
+    for window, shot, shot_url in windows:
         try:
             proc = chromium(
                 binary,
@@ -630,7 +662,7 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
                     f"--virtual-time-budget={args.budget_ms}",
                     f"--window-size={window}",
                     f"--screenshot={shot}",
-                    url,
+                    shot_url,
                 ],
                 timeout=args.timeout,
             )

@@ -347,3 +347,41 @@ def test_python_values_in_the_api_reference_are_not_seams(site):
     assert problems_of(api, site, name="book/api.html") == []
     # raw TeX is still an error there
     assert problems_of(api.replace("the methods", "$x_0$"), site, name="book/api.html") != []
+
+
+@pytest.mark.skipif(cs.find_chromium() is None, reason="needs Chromium")
+def test_the_narrow_screenshot_is_a_400_px_viewport(tmp_path):
+    # Chromium will not open a window narrower than 500 px; the framed page must still lay out
+    # at 400 px: a media query paints the page red only below 450 px.
+    from PIL import Image
+
+    (tmp_path / "p.html").write_text(
+        "<html><head><title>t</title><style>body { background: blue; } "
+        "@media (max-width: 450px) { body { background: red; } }</style></head>"
+        "<body><p>x</p></body></html>"
+    )
+    server, base = cs.serve(tmp_path)
+    shots = {}
+    try:
+        for name, url in (
+            ("wide", base + "p.html"),
+            ("narrow", cs.narrow_url(base, "p.html", 400)),
+        ):
+            shot = tmp_path / f"{name}.png"
+            cs.chromium(
+                cs.find_chromium(),
+                [
+                    "--virtual-time-budget=4000",
+                    "--window-size=500,300",
+                    f"--screenshot={shot}",
+                    url,
+                ],
+                timeout=120,
+            )
+            shots[name] = Image.open(shot).convert("RGB")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert shots["wide"].getpixel((200, 150)) == (0, 0, 255)  # a 500 px window: blue
+    assert shots["narrow"].getpixel((200, 150)) == (255, 0, 0)  # the 400 px frame: red
+    assert shots["narrow"].getpixel((450, 150)) != (255, 0, 0)  # beyond the frame
