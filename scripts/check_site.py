@@ -4,7 +4,8 @@ Serves ``_build/html`` from a local HTTP server on a free port (127.0.0.1 only),
 of the site (each ``.html`` file outside ``_static``, ``_sources`` and ``_images``) in headless
 Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DOM. A page fails on:
 
-- a raw Markdown table in its rendered text (``|---|``: a table that was printed, not rendered);
+- a raw Markdown table in its rendered text (``|---|``: a table that was printed, not rendered),
+  or a raw Markdown image (``![Open In Colab](data:...)``: an image the parser refused);
 - raw TeX in its rendered text (``$x_0$``, ``\\(x\\)``, ``\\frac``... outside math that MathJax
   typeset), or math nodes that MathJax did not typeset, or MathJax loaded from a CDN;
 - an image that does not load: a local ``<img>`` not served as a non-empty PNG / JPEG / GIF / SVG,
@@ -88,6 +89,8 @@ IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"<svg", b"<?xml")
 
 # A Markdown table's delimiter row, e.g. |---|---:| or | :--- | --- |, seen as text.
 RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# A Markdown image, ![alt](address), seen as text (e.g. an address the parser refused).
+RAW_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\S{1,200}")
 # $...$ holding TeX (a subscript, superscript, command or brace), and $$...$$.
 RAW_DOLLAR = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]{1,300}?)(?<=\S)\$(?![\w$])")
 RAW_DISPLAY = re.compile(r"\$\$.{1,2000}?\$\$", re.S)
@@ -283,8 +286,12 @@ def _context(text: str, match: re.Match, width: int = 50) -> str:
 
 
 def raw_markdown_tables(prose: str) -> list[str]:
-    """Problems for each Markdown table delimiter row (``|---|``) seen as rendered text."""
-    return [f"a raw Markdown table: ...{_context(prose, m)}..." for m in RAW_TABLE.finditer(prose)]
+    """Problems for each Markdown table delimiter row (``|---|``) or image (``![a](b)``) seen as
+    rendered text."""
+    found = [f"a raw Markdown table: ...{_context(prose, m)}..." for m in RAW_TABLE.finditer(prose)]
+    return found + [
+        f"a raw Markdown image: ...{_context(prose, m)[:160]}..." for m in RAW_IMAGE.finditer(prose)
+    ]
 
 
 def raw_tex(prose: str) -> list[str]:

@@ -81,7 +81,9 @@ def test_header_uses_the_one_repository_url(book):
     assert 'if "google.colab" in sys.modules:' in install_src
     # the badge image is inlined, so it shows in Colab (no relative path) and offline (no URL)
     match = re.match(
-        r"\[!\[Open In Colab\]\((data:image/svg\+xml;base64,[A-Za-z0-9+/=]+)\)\]\(", badge_src
+        r'<a href="https://colab[^"]+"><img src="(data:image/svg\+xml;base64,[A-Za-z0-9+/=]+)" '
+        r'alt="Open In Colab"',
+        badge_src,
     )
     assert match, badge_src[:120]
     svg = base64.b64decode(match.group(1).split(",", 1)[1])

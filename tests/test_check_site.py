@@ -385,3 +385,11 @@ def test_the_narrow_screenshot_is_a_400_px_viewport(tmp_path):
     assert shots["wide"].getpixel((200, 150)) == (0, 0, 255)  # a 500 px window: blue
     assert shots["narrow"].getpixel((200, 150)) == (255, 0, 0)  # the 400 px frame: red
     assert shots["narrow"].getpixel((450, 150)) != (255, 0, 0)  # beyond the frame
+
+
+def test_a_markdown_image_shown_as_text_fails(site):
+    # what MyST makes of ![badge](data:image/svg+xml;...): it refuses the address, shows the text
+    raw = page("<p>![Open In Colab](data:image/svg+xml;base64,PHN2Zz4=)</p>" + "x" * 200)
+    problems = problems_of(raw, site)
+    assert len(problems) == 1 and "raw Markdown image" in problems[0]
+    assert problems_of(page("<p>an image: <code>![a](b.png)</code></p>" + "x" * 200), site) == []
