@@ -4,7 +4,8 @@ Serves ``_build/html`` from a local HTTP server on a free port (127.0.0.1 only),
 of the site (each ``.html`` file outside ``_static``, ``_sources`` and ``_images``) in headless
 Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DOM. A page fails on:
 
-- a raw Markdown table in its rendered text (``|---|``: a table that was printed, not rendered);
+- a raw Markdown table in its rendered text (``|---|``: a table that was printed, not rendered),
+  or a raw Markdown image (``![Open In Colab](data:...)``: an image the parser refused);
 - raw TeX in its rendered text (``$x_0$``, ``\\(x\\)``, ``\\frac``... outside math that MathJax
   typeset), or math nodes that MathJax did not typeset, or MathJax loaded from a CDN;
 - an image that does not load: a local ``<img>`` not served as a non-empty PNG / JPEG / GIF / SVG,
@@ -14,9 +15,19 @@ Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DO
   whose ``PATH`` is not in the repository, or a web address that is a file name (``http://NOTES.md``,
   what linkify makes of a bare file name);
 - error text (a Python traceback, ``SomethingError:``, error outputs of executed cells), too little
-  text, a 404 title, or (chapter pages) fewer than ``--min-figures`` images.
+  text, a 404 title, or (chapter pages) fewer than ``--min-figures`` images;
+- a template seam in its prose: a number glued in as a tuple (``(204, 800, 0)``), a Python list
+  (``['1/2', '1/4']``, ``[0.5, 0.25, 0.25]``), ``None`` in mid-sentence, or ``step(s)``
+  (outside the API reference's entries, where ``None`` and lists are Python);
+- a heading number that does not start with its chapter's number (``5.1`` inside chapter 3);
+- a table wider than the content column at the screenshot width (1280 px by default), measured in
+  the browser by a script that the check's own server adds to every page it serves;
+- an absolute path of the machine that built it (the repository's folder, a home folder, a
+  temporary folder made by Python's ``tempfile``, or any absolute path into the repository's
+  folders such as ``/.../book/results``), in prose or in code output.
 
-A screenshot of every page is written to ``_build/check_site/`` for a person to look at. The
+Two screenshots of every page are written to ``_build/check_site/``, at the desktop width and at a
+phone's width (``NAME_400.png``), for a person to look at. The
 detectors are plain functions of the page's HTML (``tests/test_check_site.py`` tests them on small
 fixtures). Needs the Debian package ``chromium``; PyYAML (a dependency of the package) and the
 standard library otherwise. Exits 1 with one line per problem on failure, 2 if Chromium is missing.
@@ -30,8 +41,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import functools
+import html
 import html.parser
 import http.server
+import io
+import json
 import os
 import re
 import shutil
@@ -75,6 +89,8 @@ IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"<svg", b"<?xml")
 
 # A Markdown table's delimiter row, e.g. |---|---:| or | :--- | --- |, seen as text.
 RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+# A Markdown image, ![alt](address), seen as text (e.g. an address the parser refused).
+RAW_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(\S{1,200}")
 # $...$ holding TeX (a subscript, superscript, command or brace), and $$...$$.
 RAW_DOLLAR = re.compile(r"(?<![\\$\w])\$(?=\S)([^$\n]{1,300}?)(?<=\S)\$(?![\w$])")
 RAW_DISPLAY = re.compile(r"\$\$.{1,2000}?\$\$", re.S)
@@ -88,6 +104,58 @@ FILE_HOST = re.compile(
     r"\.(md|py|ipynb|jsonl?|ya?ml|toml|txt|csv|cfg|ini|sh|png|jpe?g|svg|pdf|bib|pt|pth|npz|log)$",
     re.I,
 )
+
+# Template seams: what a formatted value looks like when it was glued or printed raw.
+TUPLE_NUMBER = re.compile(r"\(\d+(?:, \d+)+\)")
+_ITEM = r"""(?:'[^'\n]{0,40}'|"[^"\n]{0,40}"|-?\d+(?:\.\d+)?(?:e-?\d+)?)"""
+# A list of quoted strings, or of three or more numbers ("[0, 1]" is an interval, not a seam).
+PY_LIST = re.compile(
+    rf"\[\s*(?:'[^'\n]{{0,40}}'|\"[^\"\n]{{0,40}}\")\s*(?:,\s*{_ITEM}\s*)*\]|"
+    rf"\[\s*{_ITEM}\s*(?:,\s*{_ITEM}\s*){{2,}}\]"
+)
+MID_SENTENCE_NONE = re.compile(r"(?<![.!?]\s)(?<!^)\bNone\b")
+OPTIONAL_PLURAL = re.compile(r"\w\(s\)")
+# A heading's leading number: "3.2 Title", "5.1. Title", "2. Title".
+HEADING_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)*)\.?\s")
+CHAPTER_TITLE = re.compile(r"^\s*(\d+)\.\s+\S")
+# Folders of the repository: an absolute path that runs into one of them is a build path.
+REPO_FOLDERS = (
+    "book", "notebooks", "shortcut_mini", "benchmarks", "scripts", "tests", "_build", ".venv",
+    "site-packages",
+)  # fmt: skip
+BUILD_PATH = re.compile(
+    r"(?<![\w.~:/-])(?:"
+    r"(?:/[\w.+-]+)+/(?:" + "|".join(re.escape(f) for f in REPO_FOLDERS) + r")(?=[/\s'\")\],:;]|$)"
+    r"|/(?:home|Users)/[\w.-]+/[\w.-]+"
+    r"|/root/[\w.-]+"
+    r"|/(?:tmp|var/tmp|var/folders/[\w/]+?|private/var/folders/[\w/]+?)/(?:tmp|[\w.-]*[-_])[a-z0-9_]{8}\b"
+    r")"
+)
+# The measurement the check's server adds to each page: after the page's scripts ran, it records
+# the content column's width and every table wider than it on <html data-check-site="{...}">.
+MEASURE_ATTR = "data-check-site"
+MEASURE_SCRIPT = """<script>
+(function () {
+  function measure() {
+    var col = document.querySelector("article.bd-article") || document.querySelector("main")
+      || document.body;
+    var style = getComputedStyle(col);
+    var width = col.getBoundingClientRect().width - parseFloat(style.paddingLeft || 0)
+      - parseFloat(style.paddingRight || 0);
+    var wide = [];
+    var tables = col.querySelectorAll("table");
+    tables.forEach(function (t) {
+      var w = Math.max(t.getBoundingClientRect().width, t.scrollWidth);
+      if (w > width + 1) {
+        wide.push({width: Math.round(w), text: (t.innerText || "").replace(/\\s+/g, " ").slice(0, 60)});
+      }
+    });
+    document.documentElement.setAttribute("data-check-site", JSON.stringify(
+      {viewport: window.innerWidth, column: Math.round(width), tables: tables.length, wide: wide}));
+  }
+  window.addEventListener("load", function () { setTimeout(measure, 4000); });
+})();
+</script>"""
 
 VOID_TAGS = {
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
@@ -111,6 +179,9 @@ class PageScan:
     title: str = ""
     text: str = ""  # all visible text, code included (for error messages)
     prose: str = ""  # visible text outside code and math (for raw tables and raw TeX)
+    seam_prose: str = ""  # prose outside Python API entries, where None and lists are Python
+    headings: list[tuple[int, str]] = field(default_factory=list)  # (level, text) in order
+    measure: dict | None = None  # what MEASURE_SCRIPT recorded (None: the page was not measured)
 
 
 class DomScan(html.parser.HTMLParser):
@@ -122,7 +193,9 @@ class DomScan(html.parser.HTMLParser):
         self._stack: list[tuple[str, str]] = []  # (tag, "hidden" | "code" | "")
         self._text: list[str] = []
         self._prose: list[str] = []
+        self._seam_prose: list[str] = []
         self._in_title = False
+        self._heading: tuple[int, list[str]] | None = None
 
     def _state(self) -> set[str]:
         return {kind for _, kind in self._stack if kind}
@@ -141,6 +214,16 @@ class DomScan(html.parser.HTMLParser):
             r.mjx += 1
         elif tag == "title":
             self._in_title = True
+        elif tag == "html" and a.get(MEASURE_ATTR):
+            try:
+                r.measure = json.loads(a[MEASURE_ATTR])
+            except ValueError:
+                r.measure = {"error": a[MEASURE_ATTR][:80]}
+        elif re.fullmatch(r"h[1-6]", tag):
+            self._heading = (int(tag[1]), [])
+        if "headerlink" in classes:  # the "#" anchor after a heading's text
+            self._stack.append((tag, "hidden"))
+            return
         if "math" in classes:
             r.math_nodes += 1
         if any(err in " ".join(classes) for err in ERROR_CLASSES):
@@ -151,6 +234,8 @@ class DomScan(html.parser.HTMLParser):
             kind = "hidden"
         elif tag in CODE_TAGS or "math" in classes or "highlight" in classes:
             kind = "code"
+        elif tag == "dl" and "py" in classes:  # an autodoc entry: signature, types, docstring
+            kind = "api"
         else:
             kind = ""
         self._stack.append((tag, kind))
@@ -158,6 +243,10 @@ class DomScan(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self._in_title = False
+        if self._heading and tag == f"h{self._heading[0]}":
+            level, parts = self._heading
+            self.result.headings.append((level, " ".join("".join(parts).split())))
+            self._heading = None
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
                 del self._stack[i:]
@@ -169,14 +258,19 @@ class DomScan(html.parser.HTMLParser):
         state = self._state()
         if "hidden" in state:
             return
+        if self._heading:
+            self._heading[1].append(data)
         self._text.append(data)
-        if not state:
+        if not state - {"api"}:
             self._prose.append(data)
+        if not state:
+            self._seam_prose.append(data)
 
     def close(self) -> PageScan:
         super().close()
         self.result.text = " ".join(" ".join(self._text).split())
         self.result.prose = " ".join(" ".join(self._prose).split())
+        self.result.seam_prose = " ".join(" ".join(self._seam_prose).split())
         return self.result
 
 
@@ -192,8 +286,12 @@ def _context(text: str, match: re.Match, width: int = 50) -> str:
 
 
 def raw_markdown_tables(prose: str) -> list[str]:
-    """Problems for each Markdown table delimiter row (``|---|``) seen as rendered text."""
-    return [f"a raw Markdown table: ...{_context(prose, m)}..." for m in RAW_TABLE.finditer(prose)]
+    """Problems for each Markdown table delimiter row (``|---|``) or image (``![a](b)``) seen as
+    rendered text."""
+    found = [f"a raw Markdown table: ...{_context(prose, m)}..." for m in RAW_TABLE.finditer(prose)]
+    return found + [
+        f"a raw Markdown image: ...{_context(prose, m)[:160]}..." for m in RAW_IMAGE.finditer(prose)
+    ]
 
 
 def raw_tex(prose: str) -> list[str]:
@@ -216,6 +314,78 @@ def error_text(text: str) -> list[str]:
         match = pattern.search(text)
         if match:
             problems.append(f"shows {what}: ...{_context(text, match, 60)}...")
+    return problems
+
+
+def template_seams(prose: str) -> list[str]:
+    """Problems for values that were glued or printed raw into the prose.
+
+    A tuple of numbers (``(204, 800, 0)``: a grouped number read back by ``literal_eval``), a
+    Python list (``['1/2', '1/4']``, ``[0.5, 0.25]``), ``None`` in mid-sentence, and the
+    template plural ``step(s)``.
+    """
+    found = [(m, "a number printed as a tuple") for m in TUPLE_NUMBER.finditer(prose)]
+    found += [(m, "a Python list") for m in PY_LIST.finditer(prose)]
+    found += [(m, "None in a sentence") for m in MID_SENTENCE_NONE.finditer(prose)]
+    found += [(m, "a template plural") for m in OPTIONAL_PLURAL.finditer(prose)]
+    found.sort(key=lambda f: f[0].start())
+    return [f"{what} in the prose: ...{_context(prose, m)}..." for m, what in found]
+
+
+def heading_problems(headings: list[tuple[int, str]]) -> list[str]:
+    """Problems for section numbers that do not start with the chapter's number.
+
+    Applies to pages whose first ``h1`` is numbered (``3. Shortcut models``): every numbered
+    heading below it must read ``3.N ...`` (``3.5.1 ...`` for a subsection).
+    """
+    titles = [text for level, text in headings if level == 1]
+    chapter = CHAPTER_TITLE.match(titles[0]) if titles else None
+    if not chapter:
+        return []
+    number = chapter.group(1)
+    problems = []
+    for level, text in headings:
+        if level == 1:
+            continue
+        found = HEADING_NUMBER.match(text)
+        if found and not found.group(1).startswith(f"{number}."):
+            problems.append(
+                f"heading {text[:60]!r} is numbered {found.group(1)}, not under chapter {number}"
+            )
+    return problems
+
+
+def wide_tables(measure: dict | None) -> list[str]:
+    """Problems for tables wider than the content column, from what ``MEASURE_SCRIPT`` recorded."""
+    if measure is None:
+        return []
+    if "error" in measure:
+        return [f"the table measurement could not be read: {measure['error']}"]
+    return [
+        f"a table is {t['width']} px wide, the content column {measure['column']} px at a "
+        f"{measure['viewport']} px window: {t['text']!r}"
+        for t in measure.get("wide", [])
+    ]
+
+
+def build_paths(text: str, roots: tuple[str, ...] = ()) -> list[str]:
+    """Problems for absolute paths of the machine that built the page.
+
+    ``roots`` are paths known to be that machine's (the repository's folder); besides them, a home
+    folder, a ``tempfile`` folder, or any absolute path that runs into a repository folder.
+    """
+    found = list(BUILD_PATH.finditer(text))
+    for root in roots:
+        if len(root) > 1:
+            found += list(re.finditer(re.escape(root) + r"(?=[/\s]|$)", text))
+    seen, problems = set(), []
+    for m in sorted(found, key=lambda m: m.start()):
+        if m.start() in seen:
+            continue
+        seen.add(m.start())
+        problems.append(
+            f"shows a path of the build machine {m.group(0)!r}: ...{_context(text, m)}..."
+        )
     return problems
 
 
@@ -312,6 +482,10 @@ def dom_problems(
         problems.append(f"{scan.error_outputs} error output(s) of executed cells")
     problems += raw_markdown_tables(scan.prose)
     problems += raw_tex(scan.prose)
+    problems += template_seams(scan.seam_prose)
+    problems += heading_problems(scan.headings)
+    problems += wide_tables(scan.measure)
+    problems += build_paths(scan.text, (str(repo_root), str(repo_root.resolve())))
     remote_mathjax = [s for s in scan.scripts if "mathjax" in s.lower() and "://" in s]
     if remote_mathjax:
         problems.append(f"MathJax loaded from the network: {remote_mathjax[0]}")
@@ -371,8 +545,51 @@ def find_chromium() -> str | None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site; adds :data:`MEASURE_SCRIPT` to every HTML page (only for this check)."""
+
     def log_message(self, format, *args):
         pass
+
+    def send_head(self):
+        narrow = NARROW_PAGE.match(urllib.parse.urlsplit(self.path).path)
+        if narrow:  # a page shown in a frame of the given width (see narrow_url)
+            width, page = narrow.groups()
+            body = NARROW_FRAME.format(width=width, page=html.escape(page, quote=True)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        body = path.read_bytes()
+        script = MEASURE_SCRIPT.encode()
+        end = body.rfind(b"</body>")
+        body = body[:end] + script + body[end:] if end >= 0 else body + script
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
+# Headless Chromium does not make a window narrower than 500 px, so a phone's width is shown by
+# framing the page: the frame is the page's viewport, of exactly the width asked for.
+NARROW_PAGE = re.compile(r"^/__check_site_width__/(\d+)/(.+)$")
+NARROW_FRAME = (
+    "<!DOCTYPE html><html><head><title>narrow</title><style>html, body {{ margin: 0; "
+    "background: #888; }} iframe {{ border: 0; width: {width}px; height: 100vh; "
+    "background: white; display: block; }}</style></head>"
+    '<body><iframe src="/{page}"></iframe></body></html>'
+)
+
+
+def narrow_url(base: str, page: str, width: int) -> str:
+    """The URL that shows ``page`` in a viewport ``width`` CSS pixels wide (a framed page)."""
+    return f"{base}__check_site_width__/{width}/{page}"
 
 
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -407,7 +624,12 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
     try:
         proc = chromium(
             binary,
-            [f"--virtual-time-budget={args.budget_ms}", "--dump-dom", url],
+            [
+                f"--virtual-time-budget={args.budget_ms}",
+                f"--window-size={args.window}",
+                "--dump-dom",
+                url,
+            ],
             timeout=args.timeout,
         )
     except subprocess.TimeoutExpired:
@@ -427,22 +649,35 @@ def check_page(binary: str, base: str, page: str, shots: Path, args) -> list[str
     )
     problems += image_problems(scan.images, base + shown, base, fetch)
 
-    shot = shots / (re.sub(r"[^A-Za-z0-9_.-]+", "_", page).removesuffix(".html") + ".png")
-    try:
-        proc = chromium(
-            binary,
-            [
-                f"--virtual-time-budget={args.budget_ms}",
-                f"--window-size={args.window}",
-                f"--screenshot={shot}",
-                url,
-            ],
-            timeout=args.timeout,
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", page).removesuffix(".html")
+    windows = [(args.window, shots / f"{name}.png", url)]
+    reading = not page.startswith("_modules/") and Path(page).name not in TOOL_PAGES
+    if args.narrow_window and reading:  # source listings and the index: desktop width only
+        width, height = (int(v) for v in args.narrow_window.split(","))
+        windows.append(
+            (
+                f"{max(width, 500)},{height}",
+                shots / f"{name}_{width}.png",
+                narrow_url(base, page, width),
+            )
         )
-    except subprocess.TimeoutExpired:
-        problems.append(f"no screenshot within {args.timeout} s")
-    if not shot.exists() or shot.stat().st_size == 0:
-        problems.append(f"no screenshot written ({proc.stderr.strip()[-200:]})")
+    for window, shot, shot_url in windows:
+        try:
+            proc = chromium(
+                binary,
+                [
+                    f"--virtual-time-budget={args.budget_ms}",
+                    f"--window-size={window}",
+                    f"--screenshot={shot}",
+                    shot_url,
+                ],
+                timeout=args.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            problems.append(f"no screenshot at {window} within {args.timeout} s")
+            continue
+        if not shot.exists() or shot.stat().st_size == 0:
+            problems.append(f"no screenshot written at {window} ({proc.stderr.strip()[-200:]})")
     print(
         f"{page}: {len(scan.text)} chars, {len(scan.images)} image(s), {len(scan.links)} "
         f"link(s), {scan.mjx} MathJax element(s), {len(problems)} problem(s)",
@@ -459,7 +694,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-figures", type=int, default=1, help="per chapter page")
     parser.add_argument("--budget-ms", type=int, default=15000, help="virtual time for JS")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per Chromium run")
-    parser.add_argument("--window", default="1280,1600", help="screenshot size W,H")
+    parser.add_argument(
+        "--window", default="1280,1600", help="window W,H: the DOM check and first screenshot"
+    )
+    parser.add_argument(
+        "--narrow-window", default="400,1600", help="second screenshot W,H ('' for none)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="pages checked at once")
     args = parser.parse_args(argv)
     args.repo_url = read_repo_url(args.repo)

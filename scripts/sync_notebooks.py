@@ -4,13 +4,16 @@ Every chapter ``notebooks/[0-9]*.ipynb`` starts with two generated cells:
 
 1. a markdown cell with an "Open in Colab" badge that opens the chapter from the repository's
    branch (``repository: url:`` and ``branch:`` in ``_config.yml``, the one place the URL lives);
-   the badge image is the book's own ``book/_static/colab-badge.svg`` (no remote image, so it
-   shows offline too);
+   the badge image is the book's own ``book/_static/colab-badge.svg``, inlined as a ``data:`` URI
+   so that it shows wherever the notebook is opened: on the built site offline, in Jupyter, and
+   in Colab (where a relative path to the repository's file does not resolve). The cell is HTML
+   (``<a><img></a>``): Markdown's image syntax refuses ``data:image/svg+xml`` addresses;
 2. a code cell that, only inside Google Colab, pip installs the package from the repository at a
    git ref: the branch by default, or the commit given with ``--commit`` (the book build stamps
    the commit it builds, so the rendered pages and their downloads install exactly that code).
-   When the repository cannot be reached, or pip fails, the cell stops with a sentence that says
-   so and what to do, instead of a bare ``CalledProcessError``.
+   It is a few lines (Colab shows it in full), prints a line when it starts and when the install
+   finished, and when pip fails it stops with a sentence that says so and what to do, instead of
+   a bare ``CalledProcessError``.
 
 Usage (from the repository root)::
 
@@ -28,6 +31,7 @@ code cell that calls ``check_parameters``, and a last code cell that calls ``run
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import re
@@ -107,59 +111,48 @@ def pip_spec(cfg: dict, ref: str) -> str:
     return f"{DIST_NAME}{extra} @ git+{cfg['url']}@{ref}"
 
 
-def badge_image(nb_relpath: str) -> str:
-    """The badge image's path relative to the notebook at ``nb_relpath`` (relative to the root)."""
-    depth = len(Path(nb_relpath).parent.parts)
-    return "../" * depth + BADGE_IMAGE
+def badge_image(root: Path = ROOT) -> str:
+    """The badge image as a ``data:`` URI of ``book/_static/colab-badge.svg`` (base64)."""
+    path = root / BADGE_IMAGE
+    try:
+        svg = path.read_bytes()
+    except OSError as exc:
+        raise SyncError(f"cannot read the Colab badge {path}: {exc}") from exc
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 
 INSTALL_TEMPLATE = """\
-# In Google Colab only: install the book's package at the commit this page was
-# built from. Elsewhere this cell does nothing (see the set-up page).
-import subprocess
-import sys
+# In Google Colab only: install the book's package. Elsewhere this cell does nothing.
+import subprocess, sys
 
 REPOSITORY, REF = "@URL@", "@REF@"
 if "google.colab" in sys.modules:
-    try:
-        reach = subprocess.run(["git", "ls-remote", REPOSITORY], capture_output=True, timeout=60)
-        reached = reach.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        reached = False
-    if not reached:
-        raise RuntimeError(
-            f"The book's repository {REPOSITORY} cannot be reached from this runtime, so the "
-            "package cannot be installed: connect the runtime to the internet, then run this "
-            "cell again."
-        )
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", f"@DIST@ @ git+{REPOSITORY}@{REF}"],
-        capture_output=True,
-        text=True,
-    )
+    print(f"installing @DIST@ at {REF} ...", flush=True)
+    spec = f"@DIST@ @ git+{REPOSITORY}@{REF}"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], capture_output=True, text=True)
     if pip.returncode != 0:
-        raise RuntimeError(
-            f"pip could not install the book's package from {REPOSITORY} at {REF} "
-            f"(is that commit public?); pip said:\\n{pip.stderr[-2000:]}"
-        )"""
+        raise RuntimeError(f"pip could not install {spec} (connect the runtime to the internet "
+                           f"and run this cell again); pip said:\\n{pip.stderr[-2000:]}")
+    print("installed: run the next cells")"""
 
 
 def install_source(cfg: dict, ref: str) -> str:
-    """The Colab-only install cell: check the repository is reachable, pip install, explain failures."""
+    """The Colab-only install cell: say that it installs, pip install, say it finished or why not."""
     dist = f"{DIST_NAME}[{COLAB_EXTRA}]" if COLAB_EXTRA else DIST_NAME
     return (
         INSTALL_TEMPLATE.replace("@URL@", cfg["url"]).replace("@REF@", ref).replace("@DIST@", dist)
     )
 
 
-def header_cells(cfg: dict, nb_relpath: str, ref: str) -> list[dict]:
+def header_cells(cfg: dict, nb_relpath: str, ref: str, root: Path = ROOT) -> list[dict]:
     """The two generated cells (badge, Colab install) for the notebook at ``nb_relpath``."""
     badge = {
         "cell_type": "markdown",
         "id": BADGE_ID,
         "metadata": {},
         "source": _lines(
-            f"[![Open In Colab]({badge_image(nb_relpath)})]({colab_link(cfg, nb_relpath)})\n"
+            f'<a href="{colab_link(cfg, nb_relpath)}"><img src="{badge_image(root)}" '
+            f'alt="Open In Colab" width="117" height="20"></a>\n'
             "\n"
             "<!-- Generated by scripts/sync_notebooks.py from _config.yml; do not edit by hand. -->"
         ),
@@ -256,7 +249,8 @@ def sync_notebook(nb: dict, expected_header: list[dict], strip: bool) -> dict:
 
 def _is_badge(cell: dict) -> bool:
     return cell.get("id") == BADGE_ID or (
-        cell.get("cell_type") == "markdown" and "colab-badge" in _source(cell)
+        cell.get("cell_type") == "markdown"
+        and ("colab-badge" in _source(cell) or "Open In Colab" in _source(cell))
     )
 
 
@@ -286,6 +280,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
 
     try:
         cfg = read_config(root)
+        badge_image(root)  # the badge file must be readable before any notebook is written
     except SyncError as exc:
         print(f"sync_notebooks: {exc}", file=sys.stderr)
         return 2
@@ -307,7 +302,7 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
             print(f"{rel}: cannot read notebook: {exc}", file=sys.stderr)
             failures += 1
             continue
-        header = header_cells(cfg, book_rel, ref)
+        header = header_cells(cfg, book_rel, ref, root)
         if args.check:
             problems = check_notebook(nb, header)
             for problem in problems:

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from shortcut_mini import TrainConfig, train, sample, load_run
+    from shortcut_mini import TrainConfig, evaluate, load_run, sample, train
     run = train(TrainConfig(data="checkerboard", method="shortcut", steps=2000))
     x = sample(run, n=1000, steps=1)
     table = evaluate(run, steps=(1, 2, 4, 128))

@@ -115,30 +115,34 @@ class AblationResult:
                 out.append(row)
         return out
 
-    def compare(self, group: str, baseline: str, steps: int, z: float = 2.0) -> list[dict]:
+    def compare(
+        self, group: str, baseline: str, steps: int, z: float = 2.0, value: str = "swd"
+    ) -> list[dict]:
         """Each other variant of ``group`` against ``baseline`` at one step budget.
 
         Returns dicts ``{"variant", "diff", "se", "verdict"}``: ``diff`` is the difference of
-        means (variant minus baseline; positive means the variant is *worse*), ``se`` the
-        standard error of that difference, ``sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``, and
-        ``verdict`` is ``"better"`` or ``"worse"`` when ``|diff| > z * se``, else
-        ``"within seed noise"``. With three seeds this is a rough screen, not a significance
+        means (variant minus baseline), ``se`` the standard error of that difference,
+        ``sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``, and ``verdict`` is ``"better"`` or ``"worse"``
+        when ``|diff| > z * se``, else ``"within seed noise"``. With ``value="swd"`` (a
+        distance) a positive ``diff`` is *worse*; with ``value="on_board"`` (a fraction on the
+        board) it is *better*. With three seeds this is a rough screen, not a significance
         test: it flags what the reader should look at, nothing more.
         """
         if baseline not in self.groups.get(group, []):
             raise KeyError(f"{baseline!r} is not a variant of group {group!r}")
-        base_v = self.values(group, baseline, steps)
+        base_v = self.values(group, baseline, steps, value)
+        higher_is_better = value == "on_board"
         out = []
         for variant in self.groups[group]:
             if variant == baseline:
                 continue
-            v = self.values(group, variant, steps)
+            v = self.values(group, variant, steps, value)
             diff = float(np.mean(v) - np.mean(base_v))
             var = sum(np.var(x, ddof=1) / len(x) for x in (v, base_v) if len(x) > 1)
             se = float(math.sqrt(var))
             verdict = "within seed noise"
             if abs(diff) > z * se:
-                verdict = "worse" if diff > 0 else "better"
+                verdict = "worse" if (diff > 0) != higher_is_better else "better"
             out.append({"variant": variant, "diff": diff, "se": se, "verdict": verdict})
         return out
 

@@ -38,7 +38,9 @@ __all__ = [
     "in_colab",
     "glue",
     "glue_run_record",
+    "plural",
     "run_record",
+    "word_list",
 ]
 
 PROFILES = ("ci", "cpu", "gpu")
@@ -212,12 +214,21 @@ def format_run_record(record: dict) -> str:
 
 
 class GluedText:
-    """A value that displays as ``text`` (so ``{glue:text}`` shows ``0.123``, not ``'0.123'``)."""
+    """A glued text: ``{glue:text}`` shows ``text`` exactly, e.g. ``204,800`` or ``2, 4 and 8``.
+
+    myst-nb's ``{glue:text}`` role runs ``ast.literal_eval`` on the value's ``text/plain`` form
+    before it prints it, so a bare ``204,800`` would come back as the tuple ``(204, 800)`` and
+    ``0.00`` as ``0.0``. The repr is therefore the quoted string literal, which evaluates to
+    ``text`` itself.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
 
     def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __str__(self) -> str:
         return self.text
 
 
@@ -225,16 +236,39 @@ def glue(name: str, value, fmt: str | None = None) -> None:
     """Store ``value`` for the page's prose (myst-nb's ``glue``); a markdown cell shows it with
     ``{glue:text}`name```.
 
-    With ``fmt`` (a format spec such as ``".3f"``, ``".0%"`` or ``",d"``) the value is stored as
-    its formatted text, so the prose shows exactly the digits the chapter's tables show. Nothing
-    is displayed in the cell, and nothing is returned (so a ``glue`` call that ends a cell adds no
-    output). Where myst-nb is not installed (e.g. in Colab) this does nothing.
+    The value is stored as its text: ``format(value, fmt)`` with a format spec such as
+    ``".3f"``, ``".0%"`` or ``",d"``, so that the prose shows exactly the digits the chapter's
+    tables show, and ``str(value)`` without one. Nothing is displayed in the cell, and nothing is
+    returned (so a ``glue`` call that ends a cell adds no output). Where myst-nb is not installed
+    (e.g. in Colab) this does nothing.
     """
     try:
         from myst_nb import glue as _glue
     except ImportError:
         return
-    _glue(name, GluedText(format(value, fmt)) if fmt is not None else value, display=False)
+    text = format(value, fmt) if fmt is not None else str(value)
+    _glue(name, GluedText(text), display=False)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the noun in the right number: ``plural(1, "step")`` is ``1 step``, ``4 steps``.
+
+    ``words`` is the plural when it is not ``word + "s"``. Thousands are grouped (``8,000``).
+    """
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def word_list(items, conjunction: str = "and", empty: str = "none") -> str:
+    """Items as a reader writes them: ``1``, ``1 and 2``, ``2, 4, 8 and 128``; ``empty`` if none.
+
+    Each item is shown with ``str`` (so pass formatted text for numbers that need it).
+    """
+    items = [str(i) for i in items]
+    if not items:
+        return empty
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
 def glue_run_record(record: dict) -> None:

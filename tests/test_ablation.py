@@ -120,6 +120,12 @@ def test_compare_flags_only_differences_beyond_noise():
     assert by["b"]["se"] == pytest.approx(math.sqrt(2 * 0.01 / 3))
     with pytest.raises(KeyError):
         res.compare("g", "z", 1)
+    # on the board, a higher fraction is better: the same numbers flip the verdict
+    for r in res.records:
+        r["on_board"] = r["swd"] / 4
+    by_board = {r["variant"]: r for r in res.compare("g", "a", 1, value="on_board")}
+    assert by_board["b"]["verdict"] == "better" and by_board["b"]["diff"] == pytest.approx(0.25)
+    assert by_board["c"]["verdict"] == "within seed noise"
 
 
 def test_run_ablation_reports_the_numbers_of_evaluate():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import re
@@ -36,6 +37,8 @@ sync = _load_sync()
 def book(tmp_path):
     """A tiny book: the real _config.yml and template copied as one chapter, in sync."""
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "book" / "_static").mkdir(parents=True)
+    shutil.copy(ROOT / sync.BADGE_IMAGE, tmp_path / sync.BADGE_IMAGE)
     (tmp_path / "notebooks").mkdir()
     chapter = tmp_path / "notebooks" / "01_demo.ipynb"
     shutil.copy(ROOT / "notebooks" / "_template.ipynb", chapter)
@@ -76,11 +79,25 @@ def test_header_uses_the_one_repository_url(book):
     )
     assert f'REPOSITORY, REF = "{cfg["url"]}", "{cfg["branch"]}"' in install_src
     assert 'if "google.colab" in sys.modules:' in install_src
-    assert badge_src.startswith("[![Open In Colab](../book/_static/colab-badge.svg)](")
-    assert (ROOT / "book/_static/colab-badge.svg").read_text().lstrip().startswith("<svg")
+    # the badge image is inlined, so it shows in Colab (no relative path) and offline (no URL)
+    match = re.match(
+        r'<a href="https://colab[^"]+"><img src="(data:image/svg\+xml;base64,[A-Za-z0-9+/=]+)" '
+        r'alt="Open In Colab"',
+        badge_src,
+    )
+    assert match, badge_src[:120]
+    svg = base64.b64decode(match.group(1).split(",", 1)[1])
+    assert svg == (ROOT / "book/_static/colab-badge.svg").read_bytes()
+    assert svg.lstrip().startswith(b"<svg")
 
 
-def _run_install_cell(monkeypatch, results):
+def test_install_cell_is_short(book):
+    _, chapter = book
+    install = "".join(_read(chapter)["cells"][1]["source"])
+    assert len(install.splitlines()) <= 12, install
+
+
+def _run_install_cell(monkeypatch, results, capsys=None):
     """Execute the generated install cell as in Colab, with ``subprocess.run`` answering ``results``."""
     import subprocess
 
@@ -100,20 +117,19 @@ def _run_install_cell(monkeypatch, results):
     return calls
 
 
-def test_install_cell_says_when_the_repository_cannot_be_reached(monkeypatch):
-    import subprocess
+def test_install_cell_pins_the_ref_and_says_when_it_starts_and_finishes(monkeypatch, capsys):
+    calls = _run_install_cell(monkeypatch, [0])
+    assert len(calls) == 1 and calls[0][1:4] == ["-m", "pip", "install"]
+    assert calls[0][-1].endswith(f"@{SHA}")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("installing shortcut-mini") and SHA in out[0]
+    assert out[-1] == "installed: run the next cells"
 
-    for answer in (128, subprocess.TimeoutExpired("git", 60), FileNotFoundError("git")):
-        with pytest.raises(RuntimeError, match="cannot be reached from this runtime.*internet"):
-            _run_install_cell(monkeypatch, [answer])
 
-
-def test_install_cell_pins_the_ref_and_reports_pip_failures(monkeypatch):
-    calls = _run_install_cell(monkeypatch, [0, 0])
-    assert calls[0][:2] == ["git", "ls-remote"]
-    assert calls[1][-1].endswith(f"@{SHA}") and "pip" in calls[1]
-    with pytest.raises(RuntimeError, match=f"(?s)pip could not install .* at {SHA}.*no route"):
-        _run_install_cell(monkeypatch, [0, 1])
+def test_install_cell_reports_pip_failures_with_what_to_do(monkeypatch, capsys):
+    with pytest.raises(RuntimeError, match=f"(?s)could not install .*@{SHA}.*internet.*no route"):
+        _run_install_cell(monkeypatch, [1])
+    assert "installed" not in capsys.readouterr().out.replace("installing", "")
 
 
 def test_install_cell_does_nothing_outside_colab(monkeypatch):
@@ -331,3 +347,23 @@ def test_the_book_renders_displayed_markdown_and_has_its_design_notes():
     design = (ROOT / "book/design.md").read_text(encoding="utf-8")
     for label in ("design-decisions", "design-ema", "design-evaluation", "design-scale"):
         assert f"({label})=" in design
+
+
+def test_the_api_quick_start_imports_every_name_it_uses():
+    # the package docstring is the API page's quick-start: a reader pastes it as it is
+    import ast
+    import builtins
+
+    import shortcut_mini
+
+    code = shortcut_mini.__doc__.split("::", 1)[1].split("\n\n")[1]
+    tree = ast.parse("\n".join(line[4:] for line in code.splitlines()))
+    bound = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            bound |= {a.asname or a.name for a in node.names}
+            assert all(hasattr(shortcut_mini, a.name) for a in node.names), node.names
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    assert used <= bound, f"used but never imported or assigned: {sorted(used - bound)}"

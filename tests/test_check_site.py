@@ -211,3 +211,185 @@ def test_a_page_with_every_fault_lists_them_all(site):
     problems = problems_of(bad, site)
     assert len(problems) == 3  # raw table, raw TeX, bad link (images are checked on load)
     assert cs.image_problems(cs.scan_html(bad).images, "http://h/p.html", "http://h/", None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "one paper-scale ImageNet run pushes (204, 800, 0) images through DiT-B",
+        "((2, 560, 0) network evaluations to make (20, 0) pairs)",
+    ],
+)
+def test_a_number_glued_as_a_tuple_fails(site, text):
+    problems = problems_of(page(f"<p>{text}</p>" + "x" * 200), site)
+    assert problems and all("tuple" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("3 steps are ['1/2', '1/4', '1/4'] here", "Python list"),
+        ("the schedule [0.5, 0.25, 0.25] lands", "Python list"),
+        ("the levels [7, 6, 5, 4] in order", "Python list"),
+        ("with 4 step(s) of the sampler", "template plural"),
+        ("misaligned steps: None, so the order", "None in a sentence"),
+        ("the best method is None of course", "None in a sentence"),
+    ],
+)
+def test_a_template_seam_in_prose_fails(site, text, what):
+    problems = problems_of(page(f"<p>{text}</p>" + "x" * 200), site)
+    assert len(problems) == 1 and what in problems[0], problems
+
+
+def test_prose_that_reads_as_prose_passes(site):
+    good = (
+        "<p>One run pushes 204,800,000 images; 3 steps are 1/2, 1/4 and 1/4. None of the "
+        "variants failed [FHLA25] [1]. Budgets 1, 2 and 4 (or 8), t in [0, 1], x in [-1, 1]. "
+        "The pairs (x, y) and a "
+        "tuple in code: <code>(2, 4, 8)</code>, <code>['1/2']</code>, <code>None</code>.</p>"
+    )
+    assert problems_of(page(good + "x" * 200), site) == []
+
+
+def test_a_heading_number_outside_its_chapter_fails(site):
+    chapter = page(
+        "<h1>3. Shortcut models<a class='headerlink' href='#a'>#</a></h1>"
+        "<h2>3.5 Budgets that are not a power of two<a class='headerlink' href='#b'>#</a></h2>"
+        "<h3>5.1 The order of the steps</h3><h3>3.5.2 Fine</h3>"
+        "<h2>6. Inside a trained model</h2><h2>Summary</h2>" + "x" * 200
+    )
+    problems = problems_of(chapter, site)
+    assert len(problems) == 2, problems
+    assert "5.1" in problems[0] and "chapter 3" in problems[0] and "6" in problems[1]
+    assert cs.scan_html(chapter).headings[1] == (2, "3.5 Budgets that are not a power of two")
+    # pages without a numbered title (the intro, the results page) are not checked
+    other = page("<h1>Results</h1><h2>2. Speed</h2>" + "x" * 200)
+    assert problems_of(other, site, name="book/results.html") == []
+
+
+def test_a_table_wider_than_the_column_fails(site):
+    measured = (
+        '<html data-check-site=\'{"viewport": 1280, "column": 800, "tables": 2, '
+        '"wide": [{"width": 1180, "text": "method 1 step 2 steps"}]}\'>'
+        "<head><title>A chapter</title></head><body><p>" + "x" * 200 + "</p></body></html>"
+    )
+    problems = problems_of(measured, site)
+    assert len(problems) == 1 and "1180 px wide" in problems[0] and "800 px" in problems[0]
+    fits = measured.replace('[{"width": 1180, "text": "method 1 step 2 steps"}]', "[]")
+    assert problems_of(fits, site) == []
+
+
+@pytest.mark.skipif(cs.find_chromium() is None, reason="needs Chromium")
+def test_the_browser_measures_table_widths(tmp_path):
+    # the real measurement: a 700 px column, one table that fits and one that does not
+    (tmp_path / "p.html").write_text(
+        "<html><head><title>t</title></head><body><article class='bd-article' style='width:700px'>"
+        "<table><tr><td>fits</td></tr></table>"
+        "<table style='width:1100px'><tr><td>too wide</td></tr></table></article></body></html>"
+    )
+    server, base = cs.serve(tmp_path)
+    try:
+        proc = cs.chromium(
+            cs.find_chromium(),
+            ["--virtual-time-budget=8000", "--window-size=1280,800", "--dump-dom", base + "p.html"],
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    measure = cs.scan_html(proc.stdout).measure
+    assert measure["column"] == 700 and measure["tables"] == 2, measure
+    assert [t["width"] for t in measure["wide"]] == [1100], measure
+    assert "too wide" in measure["wide"][0]["text"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/tmp/tmpa1b2c3d4/book/results: 9 JSON file(s)",
+        "/home/someone/shortcut-mini/notebooks/01.ipynb",
+        "results in /srv/build/clone/book/results",
+        "a folder /tmp/reproduce-smoke-k3j4h5g6 with two records",
+        "/root/.cache/shortcut_mini/classifier.pt",
+        "/work/clone/.venv/lib/python3.11/site-packages/torch",
+    ],
+)
+def test_an_absolute_build_path_fails(site, text):
+    problems = problems_of(page(f"<pre>{text}</pre><p>" + "x" * 200 + "</p>"), site)
+    assert len(problems) == 1 and "path of the build machine" in problems[0], problems
+
+
+def test_the_repository_folder_of_the_build_fails(site):
+    _, repo = site
+    problems = problems_of(page(f"<p>read from {repo}/x.json</p>" + "x" * 200), site)
+    assert len(problems) == 1 and str(repo) in problems[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "shortcut-mini reproduce fashion_mnist --out /tmp/batch/fashion_mnist",
+        "https://github.com/owner/book/blob/main/book/results/summary.md",
+        "runs/demo and book/results/fashion_mnist/*.json",
+        "the ratio 1/2 and/or 3/4",
+    ],
+)
+def test_paths_that_are_not_build_paths_pass(site, text):
+    assert problems_of(page(f"<p>{text}</p>" + "x" * 200), site) == []
+
+
+def test_python_values_in_the_api_reference_are_not_seams(site):
+    api = page(
+        "<dl class='py function'><dt class='sig'>run_preset(<em>log</em>=<em>None</em>)</dt>"
+        "<dd><p>methods (list[str] | None) – the methods; levels [7, 6, 5] in order.</p></dd></dl>"
+        "<p>" + "x" * 200 + "</p>"
+    )
+    assert problems_of(api, site, name="book/api.html") == []
+    # raw TeX is still an error there
+    assert problems_of(api.replace("the methods", "$x_0$"), site, name="book/api.html") != []
+
+
+@pytest.mark.skipif(cs.find_chromium() is None, reason="needs Chromium")
+def test_the_narrow_screenshot_is_a_400_px_viewport(tmp_path):
+    # Chromium will not open a window narrower than 500 px; the framed page must still lay out
+    # at 400 px: a media query paints the page red only below 450 px.
+    from PIL import Image
+
+    (tmp_path / "p.html").write_text(
+        "<html><head><title>t</title><style>body { background: blue; } "
+        "@media (max-width: 450px) { body { background: red; } }</style></head>"
+        "<body><p>x</p></body></html>"
+    )
+    server, base = cs.serve(tmp_path)
+    shots = {}
+    try:
+        for name, url in (
+            ("wide", base + "p.html"),
+            ("narrow", cs.narrow_url(base, "p.html", 400)),
+        ):
+            shot = tmp_path / f"{name}.png"
+            cs.chromium(
+                cs.find_chromium(),
+                [
+                    "--virtual-time-budget=4000",
+                    "--window-size=500,300",
+                    f"--screenshot={shot}",
+                    url,
+                ],
+                timeout=120,
+            )
+            shots[name] = Image.open(shot).convert("RGB")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert shots["wide"].getpixel((200, 150)) == (0, 0, 255)  # a 500 px window: blue
+    assert shots["narrow"].getpixel((200, 150)) == (255, 0, 0)  # the 400 px frame: red
+    assert shots["narrow"].getpixel((450, 150)) != (255, 0, 0)  # beyond the frame
+
+
+def test_a_markdown_image_shown_as_text_fails(site):
+    # what MyST makes of ![badge](data:image/svg+xml;...): it refuses the address, shows the text
+    raw = page("<p>![Open In Colab](data:image/svg+xml;base64,PHN2Zz4=)</p>" + "x" * 200)
+    problems = problems_of(raw, site)
+    assert len(problems) == 1 and "raw Markdown image" in problems[0]
+    assert problems_of(page("<p>an image: <code>![a](b.png)</code></p>" + "x" * 200), site) == []

@@ -126,6 +126,18 @@ def test_presets_are_complete():
     assert {"smoke", "fashion_mnist", "mnist", "cifar10", "celeba64"} <= set(PRESETS)
 
 
+def test_preset_table_with_and_without_its_cost_notes():
+    from shortcut_mini.reproduce import preset_table
+
+    for cost in (True, False):
+        lines = preset_table(cost=cost).splitlines()
+        assert len(lines) == len(PRESETS) + 2
+        assert {line.count("|") for line in lines} == {10 if cost else 9}, lines[:3]
+        assert ("cost" in lines[0]) == cost
+    assert PRESETS["celebahq256"]["cost"] in preset_table()
+    assert PRESETS["celebahq256"]["cost"] not in preset_table(cost=False)
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     """One smoke batch (2 methods x 1 seed) through papermill, shared by the tests below."""

@@ -140,19 +140,21 @@ def _eval_ints(key: str, value, *, single: bool = False, minimum: int = 1) -> li
     return ints
 
 
-def preset_table() -> str:
-    """A Markdown table of every preset (data, model, steps x batch, methods, seeds, metric, cost)."""
-    lines = [
-        "| preset | data | model | steps x batch | lr | methods | seeds | evaluation | cost |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def preset_table(cost: bool = True) -> str:
+    """A Markdown table of every preset (data, model, steps x batch, methods, seeds, metric, cost).
+
+    ``cost=False`` leaves out the cost column, whose notes run to several sentences (a page that
+    shows the costs in a table of its own uses it).
+    """
+    head = "| preset | data | model | steps x batch | lr | methods | seeds | evaluation |"
+    lines = [head + (" cost |" if cost else ""), "|---" * (9 if cost else 8) + "|"]
     for name, p in PRESETS.items():
         c, ev = p["config"], p["eval"]
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
         lines.append(
             f"| `{name}` | {c['data']} | {model} | {c['steps']:,} x {c['batch_size']} | "
             f"{c['lr']:g} | {', '.join(p['methods'])} | {_seeds_text(p)} | "
-            f"{ev['metric']}, n={ev['n']:,} | {p['cost']} |"
+            f"{ev['metric']}, n={ev['n']:,} |" + (f" {p['cost']} |" if cost else "")
         )
     return "\n".join(lines)
 
