@@ -12,6 +12,8 @@
 #   c  the CUDA-graph check: flow matching seed 0 in torch.compile's default mode, to compare with
 #      part a's (reduce-overhead) run of the same seed
 #   m  MeanFlow seeds 0 and 1
+#   d  part b without the 16,000-step row, plus flow matching (records of finished runs carried
+#      in .carry/done/ are skipped): for a machine that has time for these runs only
 WAIT=${1:-540}; PARTS=${2:-a b c}
 args_of() {
   case $1 in
@@ -19,6 +21,7 @@ args_of() {
     b) echo --methods shortcut shortcut_16k diffusion consistency_training live_reflow ;;
     c) echo --methods flow_matching --seeds 0 --set compile_mode=default ;;
     m) echo --methods meanflow ;;
+    d) echo --methods shortcut diffusion consistency_training live_reflow flow_matching ;;
   esac
 }
 for p in $PARTS; do
