@@ -3,7 +3,7 @@
 and their quality at every step budget.
 
     python benchmarks/compile_check.py --runs CUDA_GRAPHS_RECORD DEFAULT_RECORD \
-        --metrics CUDA_GRAPHS_METRICS DEFAULT_METRICS --out book/results/table1/compile_check.json
+        --metrics CUDA_GRAPHS_METRICS DEFAULT_METRICS --out benchmarks/results/table1_2026-12-03/compile_check.json
 
 Each record is a reproduction record (``book/results/PRESET/*.json``); each metrics file the
 run's ``metrics.jsonl``. The two runs share seed, data order and noise, so their loss curves can
