@@ -323,7 +323,8 @@ _MINI = dict(
     target_weights="online",  # the book's design notes: EMA targets do not propagate in short runs
     compile=True,
     # CUDA graphs: 2-3x the default mode's throughput for a network this small (launch-bound);
-    # checked against the default mode on one run (benchmarks/results/table1_2026-12-03/compile_check.json)
+    # checked against the default mode on one run: benchmarks/results/table1_2026-12-03/
+    # compile_check.json
     compile_mode="reduce-overhead",
     ckpt_every=1_000,
     log_every=100,
