@@ -626,3 +626,9 @@ def test_a_teacher_record_without_its_weights_stops_the_batch(table1_batch, tmp_
     with pytest.raises(ConfigError, match="copy that folder back") as e:
         run_preset("table1_smoke", methods=["flow_matching", "reflow"], out=part, progress=False)
     assert str(part / "runs" / "flow_matching_seed0") in str(e.value)
+
+
+def test_a_seed_that_is_not_an_integer_is_one_sentence():
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        run_config("smoke", "shortcut", "abc", None)
+    assert run_config("smoke", "shortcut", "3", None).seed == 3

@@ -80,7 +80,11 @@ def run_config(
     spec = get_preset(preset)
     own = {k: v for k, v in spec.get("method_config", {}).get(method, {}).items() if k != "method"}
     objective = objective_of(spec, method)
-    fields = {**spec["config"], **own, **(overrides or {}), "method": objective, "seed": int(seed)}
+    try:
+        seed = coerce(seed, int)
+    except ValueError:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r} (e.g. -p seed 0)") from None
+    fields = {**spec["config"], **own, **(overrides or {}), "method": objective, "seed": seed}
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
     return TrainConfig.from_dict(fields)
