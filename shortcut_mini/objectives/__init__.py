@@ -97,7 +97,7 @@ def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     An objective class declares them as ``level_embeddings`` and ``default_level_embedding``
     (MeanFlow: only ``sin_d``, which takes the step size as a number); one that declares
     nothing accepts every embedding of ``shortcut_mini.models.embeddings.LEVEL_EMBEDDINGS`` and
-    uses :data:`DEFAULT_LEVEL_EMBEDDING`.
+    uses ``DEFAULT_LEVEL_EMBEDDING``.
     """
     from ..models.embeddings import LEVEL_EMBEDDINGS
 

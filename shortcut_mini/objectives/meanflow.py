@@ -15,9 +15,9 @@ Shortcut models enforce the same object through its discrete form (two half jump
 whole); MeanFlow through its derivative.
 
 **One pass per step**, as the official PyTorch code runs it: one ``torch.func.jvp`` call gives
-the prediction ``u`` and ``du/dt`` together (:class:`MeanFlowForward`). The prediction keeps its
+the prediction ``u`` and ``du/dt`` together (``MeanFlowForward``). The prediction keeps its
 graph for the loss; the derivative is detached into the target. The trainer compiles and wraps
-:class:`MeanFlowForward` (the objective's ``training_network`` hook) as it compiles and wraps any
+``MeanFlowForward`` (the objective's ``training_network`` hook) as it compiles and wraps any
 network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and under
 ``DistributedDataParallel`` the backward pass of ``u`` synchronises the gradients as for any
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
@@ -175,7 +175,7 @@ def meanflow_target(
 
     ``model(x, t, d, y)`` takes the step size ``d`` as a float tensor; ``v`` is the velocity the
     identity uses (in training, ``x1 - x0``, or the guided ``v~``). The JVP runs on the plain
-    module under any wrappers; training gets the same target from :class:`MeanFlowForward`
+    module under any wrappers; training gets the same target from ``MeanFlowForward``
     together with the prediction.
     """
     forward = MeanFlowForward(unwrap_module(model), attention)
@@ -254,7 +254,7 @@ class MeanFlow:
         meanflow_kappa: ``k`` of the guided target (0: the paper's main-text guidance).
         attention: the attention kernel inside the JVP (``"math"`` or ``"matmul"``).
 
-    Diagnostics: see :func:`adaptive_loss`.
+    Diagnostics: see ``adaptive_loss``.
     """
 
     name = "meanflow"
@@ -296,13 +296,13 @@ class MeanFlow:
 
     @property
     def guided(self) -> bool:
-        """Whether the targets are guided: a class-conditional run with a guidance that changes
-        them (``w > 0`` and not the plain ``w = 1, k = 0``)."""
+        """True when the targets are guided (a class-conditional run with a guidance that
+        changes them, ``w > 0`` and not the plain ``w = 1, k = 0``)."""
         plain = self.guidance_scale == 1 and self.kappa == 0
         return self.num_classes > 0 and self.guidance_scale > 0 and not plain
 
     def training_network(self, model: nn.Module) -> nn.Module:
-        """The module the trainer compiles and wraps in DDP: :class:`MeanFlowForward`."""
+        """The module the trainer compiles and wraps in DDP: ``MeanFlowForward``."""
         return MeanFlowForward(model, self.attention)
 
     def _inputs(self, x1, y, generator, query, x0=None):
@@ -335,7 +335,7 @@ class MeanFlow:
 
     def loss(self, model: nn.Module, x1, y, *, generator, x0=None, **_) -> ObjectiveOutput:
         """One JVP pass: ``u`` and ``du/dt`` from ``model`` (the trainer's compiled and wrapped
-        :class:`MeanFlowForward`, or a plain network, wrapped here), the target
+        ``MeanFlowForward``, or a plain network, wrapped here), the target
         ``stopgrad(v + d du/dt)`` and the adaptively weighted loss of ``u``."""
         if not isinstance(unwrap_module(model), MeanFlowForward):
             model = MeanFlowForward(model, self.attention)
