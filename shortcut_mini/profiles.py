@@ -354,6 +354,24 @@ _TABLE1_SEEDS = dict(flow_matching=(0, 1), shortcut=(0, 1), meanflow=(0, 1))
 # The fairness row: a distilled student sees its teacher's training images and its own, so a
 # shortcut model trained on both (twice the steps) is its own row, labelled by its budget.
 _TABLE1_ROWS = ("flow_matching", "shortcut", "shortcut_16k", *TABLE1_METHODS[2:])
+# The tuning sweep (the MeanFlow issue): MeanFlow at its paper's ImageNet and CIFAR-10 settings and
+# one between them (shortcut_mini.objectives.MEANFLOW_SETTINGS; a test keeps the two equal), and,
+# with the same tuning budget, shortcut models at three self-consistency fractions, each one row
+# of the table1 budget, so that neither method is compared at settings chosen for the other.
+_TUNING_ROWS = {
+    "meanflow_imagenet": dict(
+        method="meanflow", meanflow_ratio=0.25, meanflow_norm_p=1.0, meanflow_norm_eps=0.01
+    ),
+    "meanflow_between": dict(
+        method="meanflow", meanflow_ratio=0.5, meanflow_norm_p=0.875, meanflow_norm_eps=0.003
+    ),
+    "meanflow_cifar10": dict(
+        method="meanflow", meanflow_ratio=0.75, meanflow_norm_p=0.75, meanflow_norm_eps=1e-3
+    ),
+    "shortcut_k1_8": dict(method="shortcut", bootstrap_fraction=0.125),
+    "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),
+    "shortcut_k1_2": dict(method="shortcut", bootstrap_fraction=0.5),
+}
 PRESETS: dict[str, dict] = {
     "smoke": dict(
         description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
@@ -429,6 +447,19 @@ PRESETS: dict[str, dict] = {
             "reflow) start from flow_matching seed 0 (its 2.05M images in their own column); "
             "reflow first generates 60,000 pairs with 128 teacher steps each."
         ),
+    ),
+    "tuning": dict(
+        description=(
+            "the tuning sweep at the table1 budget: MeanFlow at three published settings, "
+            "shortcut at self-consistency fractions 1/8, 1/4, 1/2 (Fashion-MNIST, dit-mini, one GPU)"
+        ),
+        config=dict(data="fashion_mnist", **_MINI),
+        methods=tuple(_TUNING_ROWS),
+        seeds=(0,),
+        method_config=_TUNING_ROWS,
+        eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost="not run yet (no timings measured); 6 runs of 8,000 steps x 256 = 2.05M images each",
     ),
     "fashion_mnist": dict(
         description="mini-scale reproduction on Fashion-MNIST 28x28, FD (classifier), one GPU",
