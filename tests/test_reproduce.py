@@ -628,6 +628,22 @@ def test_a_teacher_record_without_its_weights_stops_the_batch(table1_batch, tmp_
     assert str(part / "runs" / "flow_matching_seed0") in str(e.value)
 
 
+def test_a_finished_student_needs_no_teacher_weights(table1_batch, tmp_path):
+    """Publishing a batch run in parts: the records came back, the checkpoints did not."""
+    import shutil
+
+    out, _, _ = table1_batch
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in ("flow_matching_seed0.json", "reflow_seed0.json"):
+        shutil.copy(out / name, part)
+    result = run_preset(
+        "table1_smoke", methods=["flow_matching", "reflow"], seeds=[0], out=part, progress=False
+    )
+    assert [o.status for o in result.outcomes] == ["skipped", "skipped"]
+    assert not (part / "runs").exists()
+
+
 def test_a_seed_that_is_not_an_integer_is_one_sentence():
     with pytest.raises(ConfigError, match="seed must be an integer"):
         run_config("smoke", "shortcut", "abc", None)

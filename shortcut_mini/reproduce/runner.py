@@ -266,12 +266,16 @@ def _flag_of(error: ConfigError, plan: BatchPlan) -> str:
 
 def _teacher_problem(plan: BatchPlan, method: str, seed: int, runs) -> str | None:
     """Why the teacher of (method, seed) cannot be had: neither in the batch nor finished, or
-    finished but without its training folder (the student starts from its weights)."""
+    finished but without its training folder (the student starts from its weights). A finished
+    student needs no teacher (publishing a batch run in parts on machines that are gone)."""
     from ..train.checkpoint import CHECKPOINT_NAME
 
     teacher = plan.teacher_of(method, seed)
     if teacher is None:
         return None
+    own = run_paths(plan.out, method, seed, plan.nproc).record
+    if is_finished(own, plan.preset, method, seed):
+        return None  # the student is finished (it will be skipped): its teacher is not needed
     t_method, t_seed = teacher
     paths = run_paths(plan.out, t_method, t_seed, plan.nproc)
     finished = is_finished(paths.record, plan.preset, t_method, t_seed)
