@@ -31,6 +31,7 @@ __all__ = [
     "choose_profile",
     "cuda_available",
     "device_name",
+    "find_repo_file",
     "format_run_record",
     "get_profile",
     "git_commit",
@@ -280,3 +281,16 @@ def glue_run_record(record: dict) -> None:
     minutes, seconds = divmod(round(float(record["wall_time_s"])), 60)
     glue("page_wall_time", f"{minutes} min {seconds} s" if minutes else f"{seconds} s", "s")
     glue("page_profile", str(record["profile"]), "s")
+
+
+def find_repo_file(relpath: str, start: str | os.PathLike | None = None):
+    """The committed file or folder ``relpath`` of the book's repository, searched from ``start``
+    (the working directory) upwards, as a ``Path``; None where only the package is installed
+    (Colab), so a chapter can show committed results where they exist and say so where not."""
+    from pathlib import Path
+
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / relpath).exists():
+            return folder / relpath
+    return None

@@ -1,0 +1,50 @@
+"""The paper's Table 1 expectations, checked against hand-made tables."""
+
+import pytest
+
+from shortcut_mini.verdict import table1_verdict
+
+
+def table(**rows):
+    return {m: dict(zip((1, 4), v)) for m, v in rows.items()}
+
+
+def test_every_expectation_holds():
+    v = table1_verdict(
+        table(shortcut=(1.0, 0.5), flow_matching=(9, 3), diffusion=(8, 2), reflow=(0.9, 0.45))
+    )
+    assert v.beats_single == {1: "all 2", 4: "all 2"}
+    assert v.near_distilled == {1: "all 1", 4: "all 1"}
+    assert all(v.holds.values()) and v.meanflow is None
+    assert "near reflow (1.000 against 0.900)" in v.markdown
+
+
+def test_a_baseline_ahead_is_named_with_both_distances():
+    v = table1_verdict(
+        table(shortcut=(2.0, 1.0), flow_matching=(1.5, 3.0), consistency_distillation=(1.0, 2.0)),
+        fmt=lambda x: f"{x:.1f}",
+    )
+    assert v.beats_single == {1: "0 of the 1", 4: "all 1"}
+    assert not v.holds[("beats single-phase", 1)] and v.holds[("beats single-phase", 4)]
+    assert "ahead of it: flow_matching 1.5 against 2.0" in v.markdown
+    assert "2.0x behind consistency_distillation (2.0 against 1.0)" in v.markdown
+    assert v.near_distilled == {1: "0 of the 1", 4: "all 1"}
+
+
+def test_equal_compute_row_and_meanflow():
+    v = table1_verdict(
+        table(shortcut=(3, 1), shortcut_16k=(2.5, 1), reflow=(1.7, 1), meanflow=(2.5, 1)),
+        equal_compute="shortcut_16k",
+    )
+    lines = v.lines
+    assert any(
+        line.startswith("- At 1 step, shortcut_16k is near or ahead of 0 of the 1")
+        for line in lines
+    )
+    assert v.near_distilled[1] == "0 of the 1"  # the plain shortcut row decides the summary
+    assert v.meanflow == "ahead of" and v.holds[("meanflow ahead", 1)]
+
+
+def test_no_shortcut_row_is_an_error():
+    with pytest.raises(ValueError, match="no 'shortcut' row"):
+        table1_verdict(table(flow_matching=(1, 1)))
