@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 
+from ..models.embeddings import LEVEL_EMBEDDINGS
 from .base import (
     ObjectiveOutput,
     TrainingTargets,
@@ -99,8 +100,6 @@ def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     nothing accepts every embedding of ``shortcut_mini.models.embeddings.LEVEL_EMBEDDINGS`` and
     uses ``DEFAULT_LEVEL_EMBEDDING``.
     """
-    from ..models.embeddings import LEVEL_EMBEDDINGS
-
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
     cls = OBJECTIVES[method]

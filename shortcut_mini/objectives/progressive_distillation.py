@@ -21,15 +21,15 @@ budget 1 the run's own last checkpoint.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..common import atomic_write_bytes, atomic_write_json
+from ..common import atomic_write_json
 from ..levels import check_base_steps, flow_level
+from ..run_store import CHECKPOINT_NAME, run_state, save_checkpoint
 from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
 from .lifecycle import ObjectiveContext, ObjectiveHooks
 from .shortcut import TARGET_WEIGHTS
@@ -216,28 +216,21 @@ class ProgressiveDistillation(ObjectiveHooks):
             self.teacher.load_state_dict(source.state_dict())
         self.stage += 1
         if self.stage == self.K - 1 and ctx.run_dir is not None and ctx.is_main:
-            self._add_to_index(ctx.run_dir, 1, self.stage, "checkpoint.pt", step)
+            self._add_to_index(ctx.run_dir, 1, self.stage, CHECKPOINT_NAME, step)
 
     def _write_snapshot(self, ctx: ObjectiveContext, step: int) -> None:
         """The finished stage's student as a checkpoint file ``shortcut_mini.load_run`` reads."""
-        from ..train.checkpoint import CHECKPOINT_FORMAT  # train imports objectives
-
         budget = self.budget(self.stage)
         name = f"{STAGES_DIR}/stage{self.stage}_{budget}steps.pt"
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "step": step,
-            "config": ctx.config.to_dict(),
-            "data_info": ctx.data_info,
-            "model": ctx.model.state_dict(),
-            "ema": ctx.ema_model.state_dict(),
-            "train_seconds": 0.0,
-            "stage": self.stage,
-            "budget": budget,
-        }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(ctx.run_dir / name, buffer.getvalue())
+        state = run_state(
+            step=step,
+            config=ctx.config,
+            data_info=ctx.data_info,
+            model=ctx.model,
+            ema=ctx.ema_model,
+            train_seconds=0.0,
+        )
+        save_checkpoint(ctx.run_dir / name, {**state, "stage": self.stage, "budget": budget})
         self._add_to_index(ctx.run_dir, budget, self.stage, name, step)
 
     def _start_index(self, run_dir: Path, teacher: Path) -> None:
@@ -246,7 +239,7 @@ class ProgressiveDistillation(ObjectiveHooks):
         entry = {"stage": "teacher", "file": str(Path(teacher).resolve()), "step": None}
         index = {str(self.M): entry}
         if self.K == 1:  # one stage: the run's own checkpoint is its student
-            index["1"] = {"stage": 0, "file": "checkpoint.pt", "step": 0}
+            index["1"] = {"stage": 0, "file": CHECKPOINT_NAME, "step": 0}
         atomic_write_json(_index_path(run_dir), index)
 
     def _add_to_index(self, run_dir: Path, budget: int, stage: int, file: str, step: int):
