@@ -14,9 +14,10 @@ name                          class                        paper
 ``meanflow``                  ``MeanFlow``                 Geng et al. (2025): the MeanFlow identity
 ============================  ===========================  =====================================
 
-Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may
-declare the step-size embeddings it can train (``level_embeddings``) and the one it uses when the
-config names none (``default_level_embedding``); see :func:`level_embedding_choice`. The
+Each class inherits :class:`Objective` (the contract, in ``base``), names its sampler
+(``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may declare the step-size
+embeddings it can train (``level_embeddings``) and the one it uses when the config names none
+(``default_level_embedding``); see :func:`level_embedding_choice`. The
 methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run named by
 ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in ``lifecycle``.
 """
@@ -27,6 +28,8 @@ import inspect
 
 from ..models.embeddings import LEVEL_EMBEDDINGS
 from .base import (
+    DEFAULT_LEVEL_EMBEDDING,
+    Objective,
     ObjectiveOutput,
     TrainingTargets,
     group_diagnostics,
@@ -53,6 +56,7 @@ __all__ = [
     "FlowMatching",
     "LiveReflow",
     "MeanFlow",
+    "Objective",
     "ObjectiveContext",
     "ObjectiveHooks",
     "ObjectiveOutput",
@@ -85,10 +89,6 @@ OBJECTIVES = {
     "reflow": Reflow,
     "meanflow": MeanFlow,
 }
-
-
-DEFAULT_LEVEL_EMBEDDING = "learned"
-"""The step-size embedding of a method that declares none (a learned vector per level)."""
 
 
 def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:

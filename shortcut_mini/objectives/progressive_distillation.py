@@ -30,8 +30,15 @@ from torch import nn
 from ..common import atomic_write_json
 from ..levels import check_base_steps, flow_level
 from ..run_store import CHECKPOINT_NAME, run_state, save_checkpoint
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
-from .lifecycle import ObjectiveContext, ObjectiveHooks
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    regression_loss,
+)
+from .lifecycle import ObjectiveContext
 from .shortcut import TARGET_WEIGHTS
 from .teacher import setup_teacher
 
@@ -126,7 +133,7 @@ def stage_files(run_dir) -> list[Path]:
     return files + [p for p in (folder / STAGE_INDEX,) if p.is_file()]
 
 
-class ProgressiveDistillation(ObjectiveHooks):
+class ProgressiveDistillation(Objective):
     """Progressive distillation, ``log2(M)`` stages from ``M / 2`` steps down to one.
 
     Args:
@@ -254,8 +261,7 @@ class ProgressiveDistillation(ObjectiveHooks):
         n = x1.shape[0]
         level_id = self.K - 1 - self.stage
         n_starts = 2**level_id
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         t = torch.randint(0, n_starts, (n,), generator=generator, device=x1.device).float()
         t = t / n_starts
         token = torch.full((n,), flow_level(self.M), device=x1.device, dtype=torch.long)
