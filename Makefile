@@ -38,6 +38,7 @@ book: setup chromium
 lint: setup
 	$(VENV)/bin/ruff check shortcut_mini tests scripts benchmarks
 	$(VENV)/bin/ruff format --check shortcut_mini tests scripts benchmarks
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 unit: setup
 	$(PY) -m pytest -q tests

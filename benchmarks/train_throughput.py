@@ -21,9 +21,9 @@ from shortcut_mini.config import TrainConfig
 from shortcut_mini.data import ArrayDataset
 from shortcut_mini.models import count_parameters
 from shortcut_mini.objectives import build_objective
+from shortcut_mini.run_store import model_from_config
 from shortcut_mini.train.devices import autocast, resolve_device, resolve_precision
 from shortcut_mini.train.ema import EMA
-from shortcut_mini.train.trainer import model_from_config
 
 
 def measure(model_name, shape, batch, method, compile_, precision, warmup, iters, windows):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from fractions import Fraction
-from pathlib import Path
 
 import torch
 
+from .budget_runs import budget_weights
 from .common import available_memory
-from .config import TrainConfig
 from .levels import dyadic_schedule
 from .samplers import euler_step_size, sampler_for
 from .sampling import sample_in_batches
@@ -22,62 +20,10 @@ from .speed import (
     sampling_autocast,
     sampling_dtype,
 )
-from .train.checkpoint import load_checkpoint, load_weights
-from .train.devices import resolve_device
-from .train.metrics_log import METRICS_NAME, read_metrics_log
-from .train.trainer import Run, model_from_config, train
+from .train.loading import as_run, load_run
+from .train.trainer import Run, train
 
 __all__ = ["train", "sample", "load_run", "as_run", "check_memory", "misaligned_steps", "Run"]
-
-
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Load a run folder (or its ``checkpoint.pt``) written by :func:`~shortcut_mini.train.train`.
-
-    The model is rebuilt from the checkpoint's own config; loading never executes code
-    (``torch.load(weights_only=True)``). ``device``: ``"cpu"`` (default), ``"auto"`` (a GPU
-    when there is one), ``"cuda"``, ``"cuda:N"``; one this machine lacks is refused with a
-    ``ConfigError`` that says so.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            f"load_run takes the path of a run folder (or of its checkpoint.pt), got "
-            f"{type(path).__name__}"
-        )
-    if not isinstance(device, torch.device):
-        device = resolve_device(device, setting="device")
-    state = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(state["config"])
-    model = model_from_config(cfg, state["data_info"])
-    ema = model_from_config(cfg, state["data_info"])
-    load_weights(model, state["model"])
-    load_weights(ema, state["ema"], what="checkpoint's EMA weights")
-    model.to(device).eval()
-    ema.to(device).eval().requires_grad_(False)
-    out_dir = Path(path) if Path(path).is_dir() else Path(path).parent
-    history = read_metrics_log(out_dir / METRICS_NAME)
-    return Run(
-        model=model,
-        ema=ema,
-        config=cfg,
-        history=history,
-        data_info=state["data_info"],
-        step=state["step"],
-        out_dir=str(out_dir),
-        train_seconds=state["train_seconds"],
-    )
-
-
-def as_run(run, what: str = "sample()") -> Run:
-    """``run`` as a :class:`Run`: a ``Run`` itself, or the path of a run folder (loaded with
-    :func:`load_run`); ``TypeError`` naming both forms otherwise."""
-    if isinstance(run, Run):
-        return run
-    if isinstance(run, (str, os.PathLike)):
-        return load_run(run)
-    raise TypeError(
-        f"{what} takes a Run (from train() or load_run()) or the path of a run folder, got "
-        f"{type(run).__name__}"
-    )
 
 
 def _size(n_bytes: float) -> str:
@@ -265,8 +211,6 @@ def sample(
     Returns float32 samples on the CPU in the data's range (images clamped to ``[-1, 1]``),
     and the trajectory ``[steps + 1, n, ...]`` if asked.
     """
-    from .budget_runs import budget_weights  # (it loads runs: it imports this module)
-
     run = as_run(run)
     _check_sample_args(run, n, steps, cfg_scale, batch_size)
     run = budget_weights(run, steps)  # progressive distillation: the budget's own student

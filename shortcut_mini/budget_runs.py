@@ -21,7 +21,8 @@ import torch
 
 from .levels import dyadic_schedule
 from .objectives.progressive_distillation import STAGE_INDEX, STAGES_DIR, read_stage_index
-from .train.checkpoint import CHECKPOINT_NAME
+from .run_store import CHECKPOINT_NAME
+from .train.loading import load_run
 from .train.trainer import Run
 
 __all__ = ["run_for_budget", "budget_sources", "budget_weights", "missing_budgets"]
@@ -60,8 +61,6 @@ def _not_trained(path, trained: list[int], steps) -> ValueError:
 
 def _stage_run(path: Path, budget: int, entry: dict, device) -> Run:
     """The student of ``entry`` (a stage's snapshot, or the teacher), loaded onto ``device``."""
-    from .api import load_run  # (api samples through this module)
-
     teacher = entry["stage"] == "teacher"
     source = Path(entry["file"]) if teacher else path / entry["file"]
     if not source.exists():
@@ -96,8 +95,6 @@ def run_for_budget(path: str | Path, budget: int, device: str | torch.device = "
     Raises ``ValueError`` naming the budgets a progressive-distillation run has, when
     ``budget`` is not one of them (or its stage has not been trained yet).
     """
-    from .api import load_run
-
     return budget_weights(load_run(path, device), budget)
 
 

@@ -372,7 +372,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .data import errors as data_errors
     from .metrics.inception import FeatureWeightsUnavailableError
     from .objectives.reflow_pairs import ReflowPairsError
-    from .train.checkpoint import CheckpointError
+    from .run_store import CheckpointError
     from .train.lock import RunLockedError
     from .train.metrics_log import MetricsLogError
     from .train.trainer import NonFiniteLossError, RunExistsError

@@ -21,6 +21,7 @@ from torch import nn
 
 from .levels import dyadic_schedule, flow_level
 from .noise_schedule import vp_alpha_sigma
+from .objectives import OBJECTIVES
 from .sampling import SampleResult, euler_sample
 
 __all__ = [
@@ -143,8 +144,6 @@ SAMPLERS: dict[str, Callable[..., SampleResult]] = {
 
 def sampler_name(method: str) -> str:
     """The key of :data:`SAMPLERS` that ``method``'s objective names (its ``sampler``)."""
-    from .objectives import OBJECTIVES
-
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
     name = getattr(OBJECTIVES[method], "sampler", None)

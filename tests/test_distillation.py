@@ -20,8 +20,8 @@ from shortcut_mini.objectives import reflow_pairs as rp
 from shortcut_mini.objectives.consistency_distillation import consistency_distillation_target
 from shortcut_mini.objectives.progressive_distillation import progressive_distillation_target
 from shortcut_mini.objectives.teacher import TeacherError
+from shortcut_mini.run_store import load_checkpoint, save_checkpoint
 from shortcut_mini.sampling import euler_sample
-from shortcut_mini.train.checkpoint import load_checkpoint, save_checkpoint
 
 M = 8  # three progressive-distillation stages: 4, 2, 1 steps
 

@@ -23,7 +23,7 @@ import torch
 from shortcut_mini import TrainConfig, load_run, sample, train
 from shortcut_mini.data import toy2d
 from shortcut_mini.metrics import sliced_wasserstein
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
+from shortcut_mini.run_store import CHECKPOINT_NAME
 from shortcut_mini.train.trainer import BatchOrder
 
 STEPS, BATCH, N_DATA, LR = 200, 128, 20_000, 1e-3

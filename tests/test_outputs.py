@@ -20,7 +20,7 @@ from shortcut_mini import common, output_paths, sample, train
 from shortcut_mini.cli import main
 from shortcut_mini.common import atomic_write
 from shortcut_mini.output_paths import describe_os_error
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
+from shortcut_mini.run_store import CHECKPOINT_NAME
 from shortcut_mini.train.lock import LOCK_NAME
 
 TRAIN = ["train", "--model", "mlp-small", "--steps", "1", "--batch-size", "8", "--no-progress"]

@@ -27,7 +27,7 @@ from shortcut_mini.reproduce.one_run import LAUNCH_CONFIG, LAUNCH_LOG, run_paths
 from shortcut_mini.reproduce.presets import eval_settings, run_config, run_name
 from shortcut_mini.reproduce.publish import README_END, README_START
 from shortcut_mini.reproduce.record import git_dirty, record_stem
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
+from shortcut_mini.run_store import CHECKPOINT_NAME
 
 BUDGETS = list(DEFAULT_BUDGETS)
 

@@ -17,6 +17,7 @@ import torch
 from shortcut_mini import load_run
 from shortcut_mini.cli import main
 from shortcut_mini.data import ArrayDataset, DatasetError
+from shortcut_mini.run_store import CHECKPOINT_NAME
 from shortcut_mini.train import (
     CheckpointError,
     MetricsLogError,
@@ -26,7 +27,6 @@ from shortcut_mini.train import (
     read_metrics_log,
     train,
 )
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 from shortcut_mini.train.lock import LOCK_NAME
 from shortcut_mini.train.run_dir import SET_ASIDE_NAME, set_aside_old_run
 

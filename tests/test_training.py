@@ -19,8 +19,8 @@ from shortcut_mini.common import atomic_write_json
 from shortcut_mini.data import ArrayDataset, toy2d
 from shortcut_mini.metrics import sliced_wasserstein
 from shortcut_mini.models import build_model
+from shortcut_mini.run_store import CHECKPOINT_NAME
 from shortcut_mini.train import EMA, CheckpointError, load_weights
-from shortcut_mini.train.checkpoint import CHECKPOINT_NAME
 
 
 def tiny(**kw):

@@ -14,9 +14,10 @@ name                          class                        paper
 ``meanflow``                  ``MeanFlow``                 Geng et al. (2025): the MeanFlow identity
 ============================  ===========================  =====================================
 
-Each class names its sampler (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may
-declare the step-size embeddings it can train (``level_embeddings``) and the one it uses when the
-config names none (``default_level_embedding``); see :func:`level_embedding_choice`. The
+Each class inherits :class:`Objective` (the contract, in ``base``), names its sampler
+(``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may declare the step-size
+embeddings it can train (``level_embeddings``) and the one it uses when the config names none
+(``default_level_embedding``); see :func:`level_embedding_choice`. The
 methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run named by
 ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in ``lifecycle``.
 """
@@ -25,7 +26,10 @@ from __future__ import annotations
 
 import inspect
 
+from ..models.embeddings import LEVEL_EMBEDDINGS
 from .base import (
+    DEFAULT_LEVEL_EMBEDDING,
+    Objective,
     ObjectiveOutput,
     TrainingTargets,
     group_diagnostics,
@@ -52,6 +56,7 @@ __all__ = [
     "FlowMatching",
     "LiveReflow",
     "MeanFlow",
+    "Objective",
     "ObjectiveContext",
     "ObjectiveHooks",
     "ObjectiveOutput",
@@ -86,10 +91,6 @@ OBJECTIVES = {
 }
 
 
-DEFAULT_LEVEL_EMBEDDING = "learned"
-"""The step-size embedding of a method that declares none (a learned vector per level)."""
-
-
 def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     """``(accepted, default)``: the step-size embeddings ``method`` can train and the one it
     uses when ``TrainConfig.level_embedding`` is left out.
@@ -99,8 +100,6 @@ def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     nothing accepts every embedding of ``shortcut_mini.models.embeddings.LEVEL_EMBEDDINGS`` and
     uses ``DEFAULT_LEVEL_EMBEDDING``.
     """
-    from ..models.embeddings import LEVEL_EMBEDDINGS
-
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
     cls = OBJECTIVES[method]

@@ -1,8 +1,10 @@
-"""What every training objective returns, and the regression loss they share.
+"""What every training objective is (:class:`Objective`), what it returns, and the helpers and
+the regression loss they share.
 
 An objective turns a batch of data ``x1`` (and labels ``y``) into model inputs and regression
 targets (:class:`TrainingTargets`), then into a loss (:class:`ObjectiveOutput`). The trainer only
-calls ``objective.loss(...)`` and never needs to know which objective it runs.
+calls ``objective.loss(...)`` and the hooks of ``ObjectiveHooks`` (``lifecycle``), and never
+needs to know which objective it runs.
 """
 
 from __future__ import annotations
@@ -12,14 +14,25 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..models.embeddings import LEVEL_EMBEDDINGS
+from .lifecycle import ObjectiveHooks
+
 __all__ = [
+    "DEFAULT_LEVEL_EMBEDDING",
+    "Objective",
     "TrainingTargets",
     "ObjectiveOutput",
     "drop_labels",
     "group_diagnostics",
     "interpolate",
+    "noise_like",
+    "online_network",
     "regression_loss",
+    "target_network",
 ]
+
+DEFAULT_LEVEL_EMBEDDING = "learned"
+"""The step-size embedding of a method that declares none (a learned vector per level)."""
 
 
 @dataclass
@@ -48,6 +61,68 @@ class ObjectiveOutput:
     loss: torch.Tensor
     diagnostics: dict[str, torch.Tensor]
     targets: TrainingTargets
+
+
+class Objective(ObjectiveHooks):
+    """The contract of a training objective: what it declares, and what the trainer calls.
+
+    Class attributes, read without building the objective (by the config's checks, the
+    samplers and the reproduction runner):
+
+    - ``name``: its key in ``shortcut_mini.objectives.OBJECTIVES`` (``TrainConfig.method``);
+    - ``sampler``: the key of ``shortcut_mini.samplers.SAMPLERS`` that samples its runs;
+    - ``needs_teacher``: whether it distils a finished flow-matching run (``TrainConfig.teacher``);
+    - ``level_embeddings``: the step-size embeddings it can train (default: every one);
+    - ``default_level_embedding``: the one it trains when the config names none.
+
+    ``loss(model, x1, y, *, generator, step, ema_model)`` turns a batch into an
+    ``ObjectiveOutput``; the hooks (``setup``, ``on_step``, ``state_dict``,
+    ``load_state_dict``, ``training_network``) have the no-op defaults of
+    ``ObjectiveHooks`` (``lifecycle``).
+    """
+
+    name: str
+    sampler: str
+    needs_teacher: bool = False
+    level_embeddings: tuple[str, ...] = LEVEL_EMBEDDINGS
+    default_level_embedding: str = DEFAULT_LEVEL_EMBEDDING
+
+    def loss(
+        self,
+        model: nn.Module,
+        x1: torch.Tensor,
+        y: torch.Tensor | None,
+        *,
+        generator: torch.Generator,
+        **kwargs,
+    ) -> ObjectiveOutput:
+        """The loss of one batch ``x1`` (labels ``y``); the trainer also passes ``step`` and
+        ``ema_model``, which an objective may ignore."""
+        raise NotImplementedError(f"{type(self).__name__} must define loss()")
+
+
+def noise_like(
+    x1: torch.Tensor, generator: torch.Generator, x0: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x0`` when given, else standard normal noise of ``x1``'s shape, device and dtype, drawn
+    from ``generator``: the ``x0`` of the path ``x_t = (1 - t) x0 + t x1``."""
+    if x0 is not None:
+        return x0
+    return torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+
+
+def online_network(model: nn.Module) -> nn.Module:
+    """The online network under a ``DistributedDataParallel`` wrapper (``model`` itself when
+    there is none): targets computed from it under ``no_grad`` need no gradient sync."""
+    return getattr(model, "module", model)
+
+
+def target_network(target_weights: str, model: nn.Module, ema_model: nn.Module | None) -> nn.Module:
+    """The network that computes self-consistency targets: the online weights (``"online"``)
+    or the EMA's (``"ema"``, which the trainer must pass)."""
+    if target_weights == "ema" and ema_model is None:
+        raise ValueError("target_weights='ema' needs the trainer to pass ema_model")
+    return ema_model if target_weights == "ema" else online_network(model)
 
 
 def interpolate(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

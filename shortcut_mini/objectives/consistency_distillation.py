@@ -23,8 +23,16 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps, flow_level
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
-from .lifecycle import ObjectiveContext, ObjectiveHooks
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    regression_loss,
+    target_network,
+)
+from .lifecycle import ObjectiveContext
 from .shortcut import TARGET_WEIGHTS
 from .teacher import setup_teacher
 
@@ -59,7 +67,7 @@ def consistency_distillation_target(
     return (x1_hat - x_t) / _column(1 - t, x_t)
 
 
-class ConsistencyDistillation(ObjectiveHooks):
+class ConsistencyDistillation(Objective):
     """Consistency distillation of a finished flow-matching run (``teacher``, its folder).
 
     Args:
@@ -100,8 +108,7 @@ class ConsistencyDistillation(ObjectiveHooks):
     ) -> TrainingTargets:
         """Rows at ``t = i / M`` (``i = 0..M-1``); ``x0`` (noise) is drawn unless given."""
         n, M = x1.shape[0], self.M
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         t = torch.randint(0, M, (n,), generator=generator, device=x1.device).float() / M
         level = torch.full((n,), flow_level(M), device=x1.device, dtype=torch.long)
         x_t = interpolate(x0, x1, t)
@@ -116,10 +123,7 @@ class ConsistencyDistillation(ObjectiveHooks):
     ) -> ObjectiveOutput:
         if self.teacher is None:
             raise RuntimeError("ConsistencyDistillation.setup() loads the teacher: call it first")
-        online = getattr(model, "module", model)  # unwrap DistributedDataParallel
-        if self.target_weights == "ema" and ema_model is None:
-            raise ValueError("target_weights='ema' needs the trainer to pass ema_model")
-        target_model = ema_model if self.target_weights == "ema" else online
+        target_model = target_network(self.target_weights, model, ema_model)
         targets = self.make_targets(
             x1, y, generator=generator, target_model=target_model, teacher=self.teacher
         )

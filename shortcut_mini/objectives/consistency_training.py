@@ -23,7 +23,14 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps, flow_level
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    regression_loss,
+)
 
 __all__ = ["ConsistencyTraining", "consistency_phase", "consistency_target"]
 
@@ -56,7 +63,7 @@ def consistency_target(
         return (x1_hat - interpolate(x0, x1, t)) / (1 - t).view(shape).to(x1.dtype)
 
 
-class ConsistencyTraining:
+class ConsistencyTraining(Objective):
     """Consistency-training targets (official ``baselines/targets_consistency_training.py``).
 
     Args:
@@ -90,8 +97,7 @@ class ConsistencyTraining:
         """Inputs and targets for a batch at ``step``; ``x0`` (noise) is drawn unless given."""
         n, phase = x1.shape[0], consistency_phase(step, self.total_steps)
         sections = 2**phase
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         t = torch.randint(0, sections, (n,), generator=generator, device=x1.device).float()
         t = t / sections
         return TrainingTargets(

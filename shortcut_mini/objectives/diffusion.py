@@ -19,7 +19,7 @@ from torch import nn
 
 from ..levels import flow_level
 from ..noise_schedule import vp_alpha_sigma
-from .base import ObjectiveOutput, TrainingTargets, drop_labels, regression_loss
+from .base import ObjectiveOutput, TrainingTargets, drop_labels, noise_like, regression_loss
 from .flow_matching import FlowMatching, sample_flow_times
 
 __all__ = ["Diffusion", "diffuse"]
@@ -47,8 +47,7 @@ class Diffusion(FlowMatching):
     def make_targets(self, x1, y, *, generator, x0=None, **_) -> TrainingTargets:
         """Inputs ``x_t`` and the noise ``x0`` they hold; ``x0`` is drawn unless given."""
         n = x1.shape[0]
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         t = sample_flow_times(n, self.M, self.t_sampling, generator, x1.device)
         return TrainingTargets(
             x_t=diffuse(x0, x1, t),

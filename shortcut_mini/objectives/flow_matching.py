@@ -6,8 +6,15 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps, flow_level
-from .base import ObjectiveOutput, TrainingTargets, drop_labels, interpolate, regression_loss
-from .lifecycle import ObjectiveHooks
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    drop_labels,
+    interpolate,
+    noise_like,
+    regression_loss,
+)
 
 __all__ = ["FlowMatching", "sample_flow_times"]
 
@@ -25,7 +32,7 @@ def sample_flow_times(
     raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}")
 
 
-class FlowMatching(ObjectiveHooks):
+class FlowMatching(Objective):
     """Regress ``s(x_t, t, 0)`` onto the velocity ``x1 - x0`` (paper Eq. 2 and Eq. 5, first term).
 
     The ``d = 0`` query uses the level token ``log2(M)``, the same token as ``d = 1/M``.
@@ -66,8 +73,7 @@ class FlowMatching(ObjectiveHooks):
 
     def make_targets(self, x1, y, *, generator, step: int = 0, x0=None, **_) -> TrainingTargets:
         """Inputs and targets for a batch; ``x0`` (noise) is drawn unless given."""
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         return self.flow_rows(x1, x0, y, generator)
 
     def loss(self, model: nn.Module, x1, y, *, generator, step: int = 0, **_) -> ObjectiveOutput:

@@ -26,7 +26,15 @@ import torch
 from torch import nn
 
 from ..sampling import euler_sample
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    online_network,
+    regression_loss,
+)
 from .flow_matching import FlowMatching, sample_flow_times
 
 __all__ = ["LiveReflow", "live_reflow_target"]
@@ -50,7 +58,7 @@ def live_reflow_target(
     return x_gen, x_gen - x0
 
 
-class LiveReflow:
+class LiveReflow(Objective):
     """Live-reflow targets: flow matching plus reflow rows made on the fly.
 
     Args:
@@ -96,8 +104,7 @@ class LiveReflow:
     ) -> TrainingTargets:
         """Rows ``0..n-1`` (``n = round(k B)``) are reflow rows, the rest flow rows."""
         n = self.num_reflow_rows(x1.shape[0])
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         flow = self.flow.flow_rows(x1[n:], x0[n:], None if y is None else y[n:], generator)
         if n == 0:
             return flow
@@ -123,6 +130,6 @@ class LiveReflow:
         )
 
     def loss(self, model: nn.Module, x1, y, *, generator, **_) -> ObjectiveOutput:
-        online = getattr(model, "module", model)  # unwrap DistributedDataParallel
+        online = online_network(model)
         targets = self.make_targets(x1, y, generator=generator, target_model=online)
         return regression_loss(model, targets)

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from ..models.dit import ATTENTION_KERNELS, forward_ad_attention
-from .base import ObjectiveOutput, TrainingTargets, drop_labels, interpolate
+from .base import Objective, ObjectiveOutput, TrainingTargets, drop_labels, interpolate
 
 __all__ = [
     "MEANFLOW_SETTINGS",
@@ -240,7 +240,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor
     return (values * mask).sum() / count.clamp(min=1), count > 0
 
 
-class MeanFlow:
+class MeanFlow(Objective):
     """MeanFlow targets and its adaptively weighted loss, from one JVP pass per step.
 
     Args:

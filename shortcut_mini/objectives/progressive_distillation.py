@@ -21,17 +21,24 @@ budget 1 the run's own last checkpoint.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..common import atomic_write_bytes, atomic_write_json
+from ..common import atomic_write_json
 from ..levels import check_base_steps, flow_level
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
-from .lifecycle import ObjectiveContext, ObjectiveHooks
+from ..run_store import CHECKPOINT_NAME, run_state, save_checkpoint
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    regression_loss,
+)
+from .lifecycle import ObjectiveContext
 from .shortcut import TARGET_WEIGHTS
 from .teacher import setup_teacher
 
@@ -126,7 +133,7 @@ def stage_files(run_dir) -> list[Path]:
     return files + [p for p in (folder / STAGE_INDEX,) if p.is_file()]
 
 
-class ProgressiveDistillation(ObjectiveHooks):
+class ProgressiveDistillation(Objective):
     """Progressive distillation, ``log2(M)`` stages from ``M / 2`` steps down to one.
 
     Args:
@@ -216,28 +223,21 @@ class ProgressiveDistillation(ObjectiveHooks):
             self.teacher.load_state_dict(source.state_dict())
         self.stage += 1
         if self.stage == self.K - 1 and ctx.run_dir is not None and ctx.is_main:
-            self._add_to_index(ctx.run_dir, 1, self.stage, "checkpoint.pt", step)
+            self._add_to_index(ctx.run_dir, 1, self.stage, CHECKPOINT_NAME, step)
 
     def _write_snapshot(self, ctx: ObjectiveContext, step: int) -> None:
         """The finished stage's student as a checkpoint file ``shortcut_mini.load_run`` reads."""
-        from ..train.checkpoint import CHECKPOINT_FORMAT  # train imports objectives
-
         budget = self.budget(self.stage)
         name = f"{STAGES_DIR}/stage{self.stage}_{budget}steps.pt"
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "step": step,
-            "config": ctx.config.to_dict(),
-            "data_info": ctx.data_info,
-            "model": ctx.model.state_dict(),
-            "ema": ctx.ema_model.state_dict(),
-            "train_seconds": 0.0,
-            "stage": self.stage,
-            "budget": budget,
-        }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(ctx.run_dir / name, buffer.getvalue())
+        state = run_state(
+            step=step,
+            config=ctx.config,
+            data_info=ctx.data_info,
+            model=ctx.model,
+            ema=ctx.ema_model,
+            train_seconds=0.0,
+        )
+        save_checkpoint(ctx.run_dir / name, {**state, "stage": self.stage, "budget": budget})
         self._add_to_index(ctx.run_dir, budget, self.stage, name, step)
 
     def _start_index(self, run_dir: Path, teacher: Path) -> None:
@@ -246,7 +246,7 @@ class ProgressiveDistillation(ObjectiveHooks):
         entry = {"stage": "teacher", "file": str(Path(teacher).resolve()), "step": None}
         index = {str(self.M): entry}
         if self.K == 1:  # one stage: the run's own checkpoint is its student
-            index["1"] = {"stage": 0, "file": "checkpoint.pt", "step": 0}
+            index["1"] = {"stage": 0, "file": CHECKPOINT_NAME, "step": 0}
         atomic_write_json(_index_path(run_dir), index)
 
     def _add_to_index(self, run_dir: Path, budget: int, stage: int, file: str, step: int):
@@ -261,8 +261,7 @@ class ProgressiveDistillation(ObjectiveHooks):
         n = x1.shape[0]
         level_id = self.K - 1 - self.stage
         n_starts = 2**level_id
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         t = torch.randint(0, n_starts, (n,), generator=generator, device=x1.device).float()
         t = t / n_starts
         token = torch.full((n,), flow_level(self.M), device=x1.device, dtype=torch.long)

@@ -18,16 +18,16 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps
-from .base import ObjectiveOutput, regression_loss
+from .base import Objective, ObjectiveOutput, regression_loss
 from .flow_matching import T_SAMPLINGS, FlowMatching
-from .lifecycle import ObjectiveContext, ObjectiveHooks
+from .lifecycle import ObjectiveContext
 from .reflow_pairs import PAIRS_DIR, ReflowPairs, generate_pairs
 from .teacher import setup_teacher
 
 __all__ = ["Reflow"]
 
 
-class Reflow(ObjectiveHooks):
+class Reflow(Objective):
     """Flow matching on ``reflow_pairs`` (noise, teacher sample) pairs.
 
     Args:

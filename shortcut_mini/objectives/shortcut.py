@@ -17,9 +17,16 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps
-from .base import ObjectiveOutput, TrainingTargets, interpolate, regression_loss
+from .base import (
+    Objective,
+    ObjectiveOutput,
+    TrainingTargets,
+    interpolate,
+    noise_like,
+    regression_loss,
+    target_network,
+)
 from .flow_matching import T_SAMPLINGS, FlowMatching
-from .lifecycle import ObjectiveHooks
 
 __all__ = [
     "Shortcut",
@@ -107,7 +114,7 @@ def self_consistency_target(
     return target
 
 
-class Shortcut(ObjectiveHooks):
+class Shortcut(Objective):
     """Shortcut-model training targets (paper Eq. 5) with this project's defaults.
 
     Args:
@@ -173,8 +180,7 @@ class Shortcut(ObjectiveHooks):
         Rows ``0..n-1`` (``n = round(k B)``) are self-consistency rows, the rest flow rows.
         """
         n_sc = self.num_self_consistency_rows(x1.shape[0])
-        if x0 is None:
-            x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+        x0 = noise_like(x1, generator, x0)
         flow = self.flow.flow_rows(x1[n_sc:], x0[n_sc:], None if y is None else y[n_sc:], generator)
         if n_sc == 0:
             return flow
@@ -217,10 +223,7 @@ class Shortcut(ObjectiveHooks):
         step: int = 0,
         ema_model: nn.Module | None = None,
     ) -> ObjectiveOutput:
-        online = getattr(model, "module", model)  # unwrap DistributedDataParallel
-        if self.target_weights == "ema" and ema_model is None:
-            raise ValueError("target_weights='ema' needs the trainer to pass ema_model")
-        target_model = ema_model if self.target_weights == "ema" else online
+        target_model = target_network(self.target_weights, model, ema_model)
         targets = self.make_targets(
             x1, y, generator=generator, step=step, target_model=target_model
         )

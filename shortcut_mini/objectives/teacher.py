@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..run_store import CheckpointError, load_checkpoint, network_from_state
+
 __all__ = [
     "TEACHER_METHODS",
     "Teacher",
@@ -58,8 +60,6 @@ class Teacher:
 
 
 def _read(path: Path) -> dict:
-    from ..train.checkpoint import CheckpointError, load_checkpoint  # train imports objectives
-
     if not path.is_dir():
         raise TeacherError(
             f"TrainConfig.teacher: no run folder at {path}. Train a flow-matching run there "
@@ -113,23 +113,13 @@ def load_teacher(path, *, student_config, data_info: dict, device) -> Teacher:
     Raises :class:`TeacherError` naming the problem and the fix when the folder is missing,
     the run unfinished, not flow matching, of another network shape, or of other data.
     """
-    from ..config import TrainConfig
-    from ..models import build_model
-
     path = Path(path)
     state = _read(path)
-    cfg = TrainConfig.from_dict(state["config"])
+    # The teacher's config is read as the student's is (``TrainConfig.from_dict``): objectives
+    # lie below the config module, which checks method names against them.
+    cfg = type(student_config).from_dict(state["config"])
     _check(path, state, cfg, student_config, data_info)
-    ema = build_model(
-        cfg.model,
-        sample_shape=tuple(data_info["shape"]),
-        num_classes=data_info["num_classes"],
-        M=cfg.M,
-        level_embedding=cfg.level_embedding,
-        **cfg.model_overrides,
-    )
-    ema.load_state_dict(state["ema"])
-    ema.to(device).eval().requires_grad_(False)
+    ema = network_from_state(cfg, state, "ema", device, frozen=True)
     return Teacher(path, cfg, state["step"], ema, state["model"], state["ema"])
 
 

@@ -61,7 +61,6 @@ __all__ = [
     "add_arguments",
     "check_batch",
     "is_finished",
-    "main",
     "run_preset",
 ]
 
@@ -268,7 +267,7 @@ def _teacher_problem(plan: BatchPlan, method: str, seed: int, runs) -> str | Non
     """Why the teacher of (method, seed) cannot be had: neither in the batch nor finished, or
     finished but without its training folder (the student starts from its weights). A finished
     student needs no teacher (publishing a batch run in parts on machines that are gone)."""
-    from ..train.checkpoint import CHECKPOINT_NAME
+    from ..run_store import CHECKPOINT_NAME
 
     teacher = plan.teacher_of(method, seed)
     if teacher is None:
@@ -538,15 +537,3 @@ def main_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> i
         )
         print(f"published to {dest} and {Path(args.book_results) / 'summary.md'}")
     return 1 if result.failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m shortcut_mini.reproduce.runner ARGS``: the same as ``shortcut-mini reproduce
-    ARGS`` (errors in the settings print one line, no traceback)."""
-    from ..cli import main as cli_main
-
-    return cli_main(["reproduce", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

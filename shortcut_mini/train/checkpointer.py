@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig
-from .checkpoint import CHECKPOINT_NAME, load_weights, save_checkpoint
+from ..run_store import CHECKPOINT_NAME, load_weights, run_state, save_checkpoint
 from .components import Components
 from .run_dir import discard_set_aside
 
@@ -69,18 +69,18 @@ class Checkpointer:
 
     def _state(self, step: int, train_seconds: float) -> dict:
         p = self.parts
-        state = {
-            "step": step,
-            "config": self.cfg.to_dict(),
-            "data_info": self.dinfo,
-            "model": p.model.state_dict(),
-            "ema": p.ema.state_dict(),
-            "optimizer": p.opt.state_dict(),
-            "rng_torch": torch.get_rng_state(),
-            "train_seconds": train_seconds,
-            "precision": self.precision,
-            "torch_version": str(torch.__version__),
-        }
+        state = run_state(
+            step=step,
+            config=self.cfg,
+            data_info=self.dinfo,
+            model=p.model,
+            ema=p.ema,
+            train_seconds=train_seconds,
+        )
+        state["optimizer"] = p.opt.state_dict()
+        state["rng_torch"] = torch.get_rng_state()
+        state["precision"] = self.precision
+        state["torch_version"] = str(torch.__version__)
         if p.scaler.is_enabled():
             state["scaler"] = p.scaler.state_dict()
         objective_state = getattr(p.objective, "state_dict", dict)()

@@ -9,8 +9,8 @@ from torch import nn
 
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset, load_dataset
-from ..models import build_model
 from ..objectives import ObjectiveContext, build_objective
+from ..run_store import model_from_config
 from .devices import autocast
 from .distributed import DistInfo, barrier
 from .ema import EMA
@@ -30,7 +30,6 @@ __all__ = [
     "data_info_of",
     "load_training_data",
     "make_optimizer",
-    "model_from_config",
     "objective_context",
 ]
 
@@ -77,17 +76,6 @@ def data_info_of(data: ArrayDataset, cfg: TrainConfig) -> dict:
         "shape": list(data.shape),
         "num_classes": num_classes,
     }
-
-
-def model_from_config(cfg: TrainConfig, data_info: dict) -> nn.Module:
-    return build_model(
-        cfg.model,
-        sample_shape=tuple(data_info["shape"]),
-        num_classes=data_info["num_classes"],
-        M=cfg.M,
-        level_embedding=cfg.level_embedding,
-        **cfg.model_overrides,
-    )
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

@@ -26,7 +26,7 @@ from ..config import ConfigError, TrainConfig
 from ..objectives.progressive_distillation import STAGES_DIR, stage_files
 from ..objectives.reflow_pairs import PAIRS_DIR
 from ..output_paths import OutputPathError, check_output_folder
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from ..run_store import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .distributed import DistInfo, barrier, on_main
 from .lock import LOCK_NAME, RunLock
 from .metrics_log import METRICS_NAME, truncate_metrics_log

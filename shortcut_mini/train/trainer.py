@@ -27,7 +27,6 @@ from .components import (
     build_components,
     data_info_of,
     load_training_data,
-    model_from_config,
     objective_context,
 )
 from .devices import autocast, resolve_device, resolve_precision
@@ -42,7 +41,6 @@ __all__ = [
     "NonFiniteLossError",
     "RunExistsError",
     "TrainingInterrupted",
-    "model_from_config",
     "data_info_of",
 ]
 

@@ -1,4 +1,14 @@
-"""Checkpoints: written atomically, loaded with ``weights_only=True`` (loading never runs code)."""
+"""The run store: a run folder, its checkpoint format, and the networks rebuilt from its config.
+
+A run folder holds the run's ``checkpoint.pt`` (:data:`CHECKPOINT_NAME`); a checkpoint is a dict
+of plain data and tensors in one format (:data:`CHECKPOINT_FORMAT`), written atomically and
+read with ``weights_only=True`` (reading never runs code). Every writer and reader of a run goes
+through this module: the trainer's checkpoints, a progressive-distillation stage's student,
+``shortcut_mini.load_run`` and the teacher of a two-stage method.
+
+It knows no config class: a caller gives the config it read (``TrainConfig.from_dict``), and
+the networks are built from that config's model fields (:func:`model_from_config`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +17,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..common import atomic_write
+from .common import atomic_write
+from .models import build_model
 
 __all__ = [
     "CheckpointError",
     "CHECKPOINT_FORMAT",
-    "save_checkpoint",
+    "CHECKPOINT_NAME",
     "load_checkpoint",
     "load_weights",
+    "model_from_config",
+    "network_from_state",
+    "run_folder",
+    "run_state",
+    "save_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "shortcut-mini/checkpoint-v1"
@@ -94,3 +110,46 @@ def load_weights(model: nn.Module, state_dict: dict, what: str = "checkpoint") -
             "Build the model with the checkpoint's own config (shortcut_mini.load_run does)."
         )
     model.load_state_dict(state_dict)
+
+
+def run_folder(path) -> Path:
+    """The folder of a run given as its folder or as a checkpoint file in it."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
+def run_state(*, step: int, config, data_info: dict, model, ema, train_seconds: float) -> dict:
+    """What every checkpoint holds, and every reader needs: the step, the config (as a dict),
+    the data's description, the online and EMA weights, and the training time so far."""
+    return {
+        "step": step,
+        "config": config.to_dict(),
+        "data_info": data_info,
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "train_seconds": train_seconds,
+    }
+
+
+def model_from_config(cfg, data_info: dict) -> nn.Module:
+    """A fresh network of the shape ``cfg`` names (``model``, ``M``, ``level_embedding``,
+    ``model_overrides``) for the data ``data_info`` describes (its shape and classes)."""
+    return build_model(
+        cfg.model,
+        sample_shape=tuple(data_info["shape"]),
+        num_classes=data_info["num_classes"],
+        M=cfg.M,
+        level_embedding=cfg.level_embedding,
+        **cfg.model_overrides,
+    )
+
+
+def network_from_state(cfg, state: dict, weights: str, device, frozen: bool = False) -> nn.Module:
+    """The network of a checkpoint ``state`` (read by :func:`load_checkpoint`; ``cfg`` its config)
+    with its ``weights`` (``"model"``: the online weights, ``"ema"``: the EMA's), on ``device``
+    in eval mode; ``frozen``: without gradients. A mismatch is a :class:`CheckpointError`."""
+    what = {"model": "checkpoint", "ema": "checkpoint's EMA weights"}[weights]
+    network = model_from_config(cfg, state["data_info"])
+    load_weights(network, state[weights], what=what)
+    network.to(device).eval()
+    return network.requires_grad_(False) if frozen else network
