@@ -259,9 +259,12 @@ class MeanFlow:
 
     name = "meanflow"
     sampler = "euler"
-    level_embeddings = ("sin_d",)
-    """The step size is a continuous input, so only an embedding of its value can take it."""
-    default_level_embedding = "sin_d"
+    level_embeddings = ("sin_d_unit", "sin_d")
+    """The step size is a continuous input, so only an embedding of its value can take it; the
+    default ``sin_d_unit`` sees ``t`` and ``d`` unscaled (see the module docstring). ``sin_d``
+    (DiT's ``1000 t``, ``1000 d``) is accepted to load and compare runs made with it: the
+    target's derivative through those features grows without bound."""
+    default_level_embedding = "sin_d_unit"
 
     def __init__(
         self,
