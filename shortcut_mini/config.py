@@ -15,7 +15,7 @@ Accepted names (``shortcut_mini.names()`` prints them):
   fp32 on CPU), ``fp32``, ``bf16``, ``fp16``
 - ``target_weights``: ``online``, ``ema``
 - ``t_sampling``: ``grid``, ``uniform``
-- ``level_embedding``: ``learned``, ``sin_level``, ``sin_d`` (left out: the method's own, see
+- ``level_embedding``: ``learned``, ``sin_level``, ``sin_d``, ``sin_d_unit`` (left out: the method's own, see
   ``shortcut_mini.objectives.level_embedding_choice``)
 
 Every value, whatever its source (Python, a YAML or JSON file, a command-line flag, ``reproduce
@@ -130,10 +130,10 @@ class TrainConfig:
         class_dropout: probability of the null label during training (for CFG).
         guidance_scale: guided targets when > 0 (class-conditional runs): shortcut's
             self-consistency targets, MeanFlow's guided velocity (its ``w``).
-        level_embedding: how the step size enters the network: ``learned``, ``sin_level`` or
-            ``sin_d``. Left out (None), the method's own: ``learned`` for most methods,
-            ``sin_d`` for ``meanflow`` (the only embedding that takes a continuous step size;
-            another choice for it is an error).
+        level_embedding: how the step size enters the network: ``learned``, ``sin_level``,
+            ``sin_d`` or ``sin_d_unit``. Left out (None), the method's own: ``learned`` for most
+            methods, ``sin_d_unit`` for ``meanflow`` (the step size as a number, with ``t`` and
+            ``d`` unscaled; it also accepts ``sin_d``; another choice for it is an error).
         meanflow_ratio: MeanFlow's share of rows with a jump ``d > 0`` (paper's ImageNet: 0.25).
         meanflow_t_mean: mean of MeanFlow's logit-normal times (paper's convention, 1 = noise).
         meanflow_t_std: standard deviation of that logit-normal.

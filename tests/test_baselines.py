@@ -229,16 +229,18 @@ def test_sin_d_takes_a_level_or_its_step_size_and_learned_refuses_a_number():
 
 def test_meanflow_alone_is_a_valid_config_and_brings_its_embedding(tiny_config):
     cfg = tiny_config(method="meanflow")
-    assert cfg.level_embedding == "sin_d"
+    assert cfg.level_embedding == "sin_d_unit"
     assert tiny_config(method="shortcut").level_embedding == "learned"  # the others' default
     assert tiny_config(method="shortcut", level_embedding="sin_d").level_embedding == "sin_d"
     # an explicit choice it cannot train is an error that names the accepted ones
-    with pytest.raises(ConfigError, match=r"level_embedding.*accepts.*\['sin_d'\].*'learned'"):
+    with pytest.raises(
+        ConfigError, match=r"level_embedding.*accepts.*\['sin_d_unit', 'sin_d'\].*'learned'"
+    ):
         tiny_config(method="meanflow", level_embedding="learned")
     with pytest.raises(ConfigError, match="meanflow_ratio"):
         tiny_config(method="meanflow", meanflow_ratio=1.5)
     # replace() gives a new method its own default, and keeps an explicit one
-    assert tiny_config().replace(method="meanflow").level_embedding == "sin_d"
+    assert tiny_config().replace(method="meanflow").level_embedding == "sin_d_unit"
     assert cfg.replace(method="flow_matching").level_embedding == "learned"
     chosen = tiny_config(level_embedding="sin_level")
     assert chosen.replace(method="flow_matching").level_embedding == "sin_level"
@@ -251,8 +253,11 @@ def test_meanflow_alone_is_a_valid_config_and_brings_its_embedding(tiny_config):
 def test_level_embedding_choice_is_declared_by_the_objective(monkeypatch):
     from shortcut_mini.objectives import OBJECTIVES, level_embedding_choice
 
-    assert level_embedding_choice("meanflow") == (("sin_d",), "sin_d")
-    assert level_embedding_choice("flow_matching") == (("learned", "sin_level", "sin_d"), "learned")
+    assert level_embedding_choice("meanflow") == (("sin_d_unit", "sin_d"), "sin_d_unit")
+    assert level_embedding_choice("flow_matching") == (
+        ("learned", "sin_level", "sin_d", "sin_d_unit"),
+        "learned",
+    )
     # the mechanism is general: any objective may declare its own
     monkeypatch.setattr(OBJECTIVES["shortcut"], "level_embeddings", ("sin_level",), raising=False)
     monkeypatch.setattr(

@@ -42,7 +42,7 @@ def test_conditioning_changes_output_after_training_step():
     assert not torch.allclose(a, b) and not torch.allclose(a, c)
 
 
-@pytest.mark.parametrize("kind", ["learned", "sin_level", "sin_d"])
+@pytest.mark.parametrize("kind", ["learned", "sin_level", "sin_d", "sin_d_unit"])
 def test_level_embeddings(kind):
     model = build_model("mlp-small", sample_shape=(2,), level_embedding=kind)
     assert model(torch.randn(5, 2), torch.rand(5), torch.arange(5)).shape == (5, 2)

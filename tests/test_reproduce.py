@@ -465,7 +465,7 @@ def test_table1_preset_is_the_issue_s_table():
         assert (cfg.data, cfg.model) == ("fashion_mnist", "dit-mini")
         assert cfg.steps * cfg.batch_size == 8_000 * 256  # the same training images per run
         assert cfg.compile and cfg.compile_mode == "reduce-overhead"
-        assert cfg.level_embedding == ("sin_d" if method == "meanflow" else "learned")
+        assert cfg.level_embedding == ("sin_d_unit" if method == "meanflow" else "learned")
         wanted = 2 if method in ("flow_matching", "shortcut", "meanflow") else 1
         assert len(method_seeds("table1", method)) >= wanted, method
     assert list(spec["eval"]["steps"]) == BUDGETS and spec["eval"]["metric"] == "classifier"

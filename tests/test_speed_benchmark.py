@@ -151,7 +151,7 @@ def test_check_fails_when_the_steps_differ(speed, tmp_path, monkeypatch):
 
 def test_meanflow_check_fails_when_the_two_pass_step_differs(speed, tmp_path, monkeypatch):
     """The MeanFlow check compares with the two-pass step: a two-pass target with another
-    derivative (the tangent of t flipped) is caught."""
+    derivative (the tangent of x flipped) is caught."""
     import speed_checks
     import speed_steps
 
@@ -163,7 +163,7 @@ def test_meanflow_check_fails_when_the_two_pass_step_differs(speed, tmp_path, mo
             ones = torch.ones_like(t)
             with forward_ad_attention("math"):
                 u, dudt = torch.func.jvp(
-                    lambda a, b, c: self.net(a, b, c, y), (x, t, d), (w, -ones, -ones)
+                    lambda a, b, c: self.net(a, b, c, y), (x, t, d), (-w, ones, -ones)
                 )
             return u, dudt.detach()
 

@@ -29,7 +29,9 @@ def test_rows_are_the_published_settings_and_shortcut_fractions_at_the_table1_bu
         if c.method == "meanflow"
     }
     assert settings == MEANFLOW_SETTINGS  # the preset spells out the package's named settings
-    assert all(c.level_embedding == "sin_d" for c in configs.values() if c.method == "meanflow")
+    assert all(
+        c.level_embedding == "sin_d_unit" for c in configs.values() if c.method == "meanflow"
+    )
     fractions = sorted(c.bootstrap_fraction for c in configs.values() if c.method == "shortcut")
     assert fractions == [0.125, 0.25, 0.5]
 

@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
 from ..levels import num_levels
-from .embeddings import LabelEmbedder, LevelEmbedder, TimestepEmbedder
+from .embeddings import LabelEmbedder, LevelEmbedder, TimestepEmbedder, time_scale
 
 __all__ = [
     "ATTENTION_KERNELS",
@@ -144,8 +144,9 @@ class FinalLayer(nn.Module):
 class DiT(nn.Module):
     """``s_theta(x, t, level, y) -> velocity`` for images ``[B, C, H, W]`` (H = W).
 
-    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` it may instead be
-    the step size ``d`` itself, a float tensor (MeanFlow's continuous step).
+    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` or
+    ``"sin_d_unit"`` it may instead be the step size ``d`` itself, a float tensor (MeanFlow's
+    continuous step).
     """
 
     def __init__(
@@ -172,7 +173,7 @@ class DiT(nn.Module):
         self.grid = image_size // patch
         self.patch_embed = nn.Linear(patch * patch * channels, hidden)
         self.register_buffer("pos_embed", sincos_pos_embed_2d(hidden, self.grid)[None])
-        self.t_embed = TimestepEmbedder(hidden)
+        self.t_embed = TimestepEmbedder(hidden, scale=time_scale(level_embedding))
         self.level_embed = LevelEmbedder(hidden, num_levels(M), level_embedding)
         self.y_embed = LabelEmbedder(num_classes, hidden)
         self.blocks = nn.ModuleList(DiTBlock(hidden, heads, mlp_ratio) for _ in range(depth))

@@ -18,9 +18,24 @@ __all__ = [
     "LevelEmbedder",
     "LabelEmbedder",
     "LEVEL_EMBEDDINGS",
+    "time_scale",
 ]
 
-LEVEL_EMBEDDINGS = ("learned", "sin_level", "sin_d")
+LEVEL_EMBEDDINGS = ("learned", "sin_level", "sin_d", "sin_d_unit")
+CONTINUOUS_EMBEDDINGS = ("sin_d", "sin_d_unit")
+"""The embeddings that take the step size as a number (a float tensor ``d``)."""
+DIT_TIME_SCALE = 1000.0
+
+
+def time_scale(level_embedding: str) -> float:
+    """The factor ``t`` (and a step size ``d``) is multiplied by before its sin-cos features.
+
+    DiT's 1000 for every embedding but ``"sin_d_unit"``, whose network sees ``t`` and ``d`` as
+    they are, in ``[0, 1]`` (MeanFlow's official networks, DiT and U-Net alike). MeanFlow's
+    target contains the network's derivative in ``t`` and ``d``; through features of ``1000 t``
+    that derivative carries factors up to 1000, and the target feeds on it.
+    """
+    return 1.0 if level_embedding == "sin_d_unit" else DIT_TIME_SCALE
 
 
 def sinusoidal_embedding(x: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -37,9 +52,10 @@ def sinusoidal_embedding(x: torch.Tensor, dim: int, max_period: float = 10_000.0
 
 
 class TimestepEmbedder(nn.Module):
-    """Embeds a scalar in ``[0, 1]`` (scaled by 1000, as in DiT) with sin-cos features and an MLP."""
+    """Embeds a scalar in ``[0, 1]`` (scaled by ``scale``, 1000 as in DiT) with sin-cos features
+    and an MLP."""
 
-    def __init__(self, hidden: int, freq_dim: int = 256, scale: float = 1000.0):
+    def __init__(self, hidden: int, freq_dim: int = 256, scale: float = DIT_TIME_SCALE):
         super().__init__()
         self.freq_dim, self.scale = freq_dim, scale
         self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -53,8 +69,10 @@ class LevelEmbedder(nn.Module):
 
     ``kind="learned"`` (this project's default): a learned vector per level.
     ``kind="sin_level"``: the integer level through sin-cos features and an MLP (official code).
-    ``kind="sin_d"``: the step size value ``d`` itself through sin-cos features and an MLP; it
-    also takes ``d`` directly, as a float tensor (a continuous step size, as MeanFlow trains).
+    ``kind="sin_d"``: the step size value ``d`` itself (times 1000, as ``t``) through sin-cos
+    features and an MLP; it also takes ``d`` directly, as a float tensor (a continuous step size).
+    ``kind="sin_d_unit"``: as ``"sin_d"``, with ``d`` and the network's ``t`` unscaled
+    (:func:`time_scale`): MeanFlow's embedding, whose target differentiates the network in both.
     """
 
     def __init__(self, hidden: int, n_levels: int, kind: str = "learned"):
@@ -66,14 +84,16 @@ class LevelEmbedder(nn.Module):
             self.table = nn.Embedding(n_levels, hidden)
             nn.init.normal_(self.table.weight, std=0.02)
         else:
-            self.embed = TimestepEmbedder(hidden, scale=1.0 if kind == "sin_level" else 1000.0)
+            self.embed = TimestepEmbedder(
+                hidden, scale=1.0 if kind == "sin_level" else time_scale(kind)
+            )
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:
         if level.is_floating_point():
-            if self.kind != "sin_d":
+            if self.kind not in CONTINUOUS_EMBEDDINGS:
                 raise ValueError(
-                    f"a continuous step size (a float tensor d) needs level_embedding='sin_d', "
-                    f"not {self.kind!r}: set TrainConfig.level_embedding='sin_d'"
+                    f"a continuous step size (a float tensor d) needs level_embedding='sin_d' "
+                    f"or 'sin_d_unit', not {self.kind!r}: set TrainConfig.level_embedding"
                 )
             return self.embed(level)
         if self.kind == "learned":

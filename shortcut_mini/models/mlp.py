@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..levels import num_levels
-from .embeddings import LabelEmbedder, LevelEmbedder, TimestepEmbedder
+from .embeddings import LabelEmbedder, LevelEmbedder, TimestepEmbedder, time_scale
 
 __all__ = ["MLPVelocity"]
 
@@ -28,8 +28,9 @@ class ResidualBlock(nn.Module):
 class MLPVelocity(nn.Module):
     """``s_theta(x_t, t, d)`` for points in R^dim: residual MLP modulated by t, level and label.
 
-    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` it may instead be
-    the step size ``d`` itself, a float tensor (MeanFlow's continuous step).
+    ``level`` is the integer step-size level; with ``level_embedding="sin_d"`` or
+    ``"sin_d_unit"`` it may instead be the step size ``d`` itself, a float tensor (MeanFlow's
+    continuous step).
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class MLPVelocity(nn.Module):
     ):
         super().__init__()
         self.dim, self.num_classes, self.M = dim, num_classes, M
-        self.t_embed = TimestepEmbedder(width)
+        self.t_embed = TimestepEmbedder(width, scale=time_scale(level_embedding))
         self.level_embed = LevelEmbedder(width, num_levels(M), level_embedding)
         self.y_embed = LabelEmbedder(num_classes, width)
         self.inp = nn.Linear(dim, width)

@@ -1,16 +1,29 @@
 """MeanFlow (Geng et al., 2025, arXiv 2505.13447), in this book's convention (t = 0 noise).
 
-The network ``u(x_t, t, d)`` is the *average* velocity over the jump ``[t, t + d]``,
+The network ``u(x_t, t, d)`` is the *average* velocity over the jump ``[t, t + d]`` (the
+paper's Eq. 3),
 
     u(x_t, t, d) = (1/d) * integral_t^{t+d} v(x_s, s) ds,
 
 the object a shortcut model learns. Differentiating ``d * u`` in ``t`` with the end ``t + d``
-fixed gives the MeanFlow identity (the paper's Eq. 6, with ``t`` for its ``r`` side flipped):
+fixed gives the MeanFlow identity (the paper's Eq. 6, its total derivative Eq. 8, in this
+book's direction of time):
 
     u = v + d * du/dt,     du/dt = (d/dx u) v + d/dt u - d/dd u,
 
 one Jacobian-vector product with tangent ``(v, 1, -1)`` for ``(x, t, d)``. The target is
-``u* = stopgrad(v + d * du/dt)`` with ``v = x1 - x0``; at ``d = 0`` it is flow matching's.
+``u* = stopgrad(v + d * du/dt)`` with ``v = x1 - x0`` (Eqs. 9-10); at ``d = 0`` it is flow
+matching's.
+
+**The time embedding.** The target contains the network's own derivative in ``t`` and ``d``,
+so how the network sees them matters here as it does for no other method. DiT embeds
+``1000 t`` (sin-cos features with frequencies up to 1,000 per unit of ``t``); through those
+features ``du/dt`` carries factors up to 1,000, the target feeds on it, and the error of the
+jumping rows grows without bound while the flow rows' error falls (``sin_d``, this package's
+MeanFlow before: 26 -> 13,609 in the tuning sweep). MeanFlow's official networks (its DiT and
+its CIFAR-10 U-Net) embed ``t`` and ``t - r`` as they are, in ``[0, 1]``; so does MeanFlow's
+embedding here, ``sin_d_unit`` (:func:`shortcut_mini.models.embeddings.time_scale`), its
+declared default. ``sin_d`` stays accepted, to load and compare runs made with it.
 Shortcut models enforce the same object through its discrete form (two half jumps make one
 whole); MeanFlow through its derivative.
 
@@ -31,7 +44,7 @@ each row, its squared error ``L`` summed over the row (as the official code), is
 ``1 / stopgrad(L + c)^p``. :data:`MEANFLOW_SETTINGS` names the paper's ImageNet settings (the
 defaults: ratio 0.25, LN(-0.4, 1), p = 1, c = 0.01), its CIFAR-10 ones (ratio 0.75, p = 0.75,
 c = 1e-3) and one between them. The step size enters the network as a number, so MeanFlow
-trains the ``sin_d`` embedding (its declared default: nothing to set).
+trains the ``sin_d_unit`` embedding (its declared default: nothing to set).
 
 **Guidance** (the paper's section on guidance, and the mixing scale of its appendix, as the
 official JAX code implements them): a class-conditional run with ``guidance_scale = w > 0``
@@ -259,9 +272,12 @@ class MeanFlow(Objective):
 
     name = "meanflow"
     sampler = "euler"
-    level_embeddings = ("sin_d",)
-    """The step size is a continuous input, so only an embedding of its value can take it."""
-    default_level_embedding = "sin_d"
+    level_embeddings = ("sin_d_unit", "sin_d")
+    """The step size is a continuous input, so only an embedding of its value can take it; the
+    default ``sin_d_unit`` sees ``t`` and ``d`` unscaled (see the module docstring). ``sin_d``
+    (DiT's ``1000 t``, ``1000 d``) is accepted to load and compare runs made with it: the
+    target's derivative through those features grows without bound."""
+    default_level_embedding = "sin_d_unit"
 
     def __init__(
         self,
