@@ -360,13 +360,28 @@ _TABLE1_ROWS = ("flow_matching", "shortcut", "shortcut_16k", *TABLE1_METHODS[2:]
 # of the table1 budget, so that neither method is compared at settings chosen for the other.
 _TUNING_ROWS = {
     "meanflow_imagenet": dict(
-        method="meanflow", meanflow_ratio=0.25, meanflow_norm_p=1.0, meanflow_norm_eps=0.01
+        method="meanflow",
+        meanflow_ratio=0.25,
+        meanflow_t_mean=-0.4,
+        meanflow_t_std=1.0,
+        meanflow_norm_p=1.0,
+        meanflow_norm_eps=0.01,
     ),
     "meanflow_between": dict(
-        method="meanflow", meanflow_ratio=0.5, meanflow_norm_p=0.875, meanflow_norm_eps=0.003
+        method="meanflow",
+        meanflow_ratio=0.5,
+        meanflow_t_mean=-1.2,
+        meanflow_t_std=1.5,
+        meanflow_norm_p=0.875,
+        meanflow_norm_eps=0.003,
     ),
     "meanflow_cifar10": dict(
-        method="meanflow", meanflow_ratio=0.75, meanflow_norm_p=0.75, meanflow_norm_eps=1e-3
+        method="meanflow",
+        meanflow_ratio=0.75,
+        meanflow_t_mean=-2.0,
+        meanflow_t_std=2.0,
+        meanflow_norm_p=0.75,
+        meanflow_norm_eps=1e-3,
     ),
     "shortcut_k1_8": dict(method="shortcut", bootstrap_fraction=0.125),
     "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),

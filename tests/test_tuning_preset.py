@@ -22,6 +22,8 @@ def test_rows_are_the_published_settings_and_shortcut_fractions_at_the_table1_bu
     settings = {
         name.removeprefix("meanflow_"): dict(
             meanflow_ratio=c.meanflow_ratio,
+            meanflow_t_mean=c.meanflow_t_mean,
+            meanflow_t_std=c.meanflow_t_std,
             meanflow_norm_p=c.meanflow_norm_p,
             meanflow_norm_eps=c.meanflow_norm_eps,
         )
