@@ -11,7 +11,7 @@ from shortcut_mini.profiles import PROFILE_NAMES, PROFILES, chapter, settings
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_every_profile_has_the_same_settings_in_the_same_order(name):
     orders = {p: list(vars(settings(name, p))) for p in PROFILE_NAMES}
-    assert orders["ci"] == orders["cpu"] == orders["gpu"]
+    assert orders["ci"] == orders["cpu"] == orders["small_gpu"] == orders["gpu"]
     assert orders["cpu"][0] == "profile"
     assert orders["cpu"][1:] == list(PROFILES[name].defaults)
 
@@ -53,6 +53,7 @@ def test_resolved_values_are_pinned():
         {"steps": 10},
         {"steps": 40},
         {"steps": 200, "device": "auto"},
+        {"steps": 200, "device": "auto"},
     ]
 
 
@@ -89,3 +90,24 @@ def test_chapter_8_trains_every_method_and_the_teacher_of_the_two_stage_ones(pro
     assert sorted(students) == ["consistency_distillation", "progressive_distillation", "reflow"]
     assert s.methods.index("flow_matching") < min(s.methods.index(m) for m in students)
     assert s.reflow_pairs is None or 0 < s.reflow_pairs <= s.n_data
+
+
+def test_the_notebooks_know_the_registrys_profiles():
+    from shortcut_mini import notebook
+
+    assert notebook.PROFILES == PROFILE_NAMES
+    assert notebook.choose_profile("small_gpu")[0] == "small_gpu"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_small_gpu_checks_are_the_looser_of_cpu_and_gpu(name):
+    """The small-GPU sizes were not run on a GPU here: each bound a chapter asserts is the looser
+    of the two profiles between which its sizes lie, and it trains no more steps than gpu."""
+    cpu, small, gpu = (vars(settings(name, p)) for p in ("cpu", "small_gpu", "gpu"))
+    for key in cpu:
+        if key.endswith("_max"):
+            assert small[key] == max(cpu[key], gpu[key]), key
+        elif key.endswith("_min"):
+            assert small[key] == min(cpu[key], gpu[key]), key
+        elif key.endswith("steps") and isinstance(cpu[key], int):
+            assert cpu[key] <= small[key] <= gpu[key], key
