@@ -144,7 +144,7 @@ class Counter:
 
     def measure(self, cfg: TrainConfig) -> dict:
         """Per-step and setup FLOPs and operators of ``cfg``, and per sampler step of a batch."""
-        key = cfg.replace(steps=1, seed=0, n_data=None, reflow_pairs=None).to_dict()
+        key = cfg.replace(steps=LONG * 8, seed=0, n_data=None, reflow_pairs=None).to_dict()
         key = repr(sorted(key.items()))
         if key in self.cache:
             return self.cache[key]

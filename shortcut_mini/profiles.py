@@ -327,7 +327,7 @@ PROFILES: dict[str, Chapter] = {
         # of the larger batch, and the looser bounds of ci, the profile below it in steps
         small_gpu=dict(
             model="mlp",
-            steps=2000,
+            steps=1500,
             batch_size=1024,
             n_data=100000,
             n_show=2048,
