@@ -38,18 +38,12 @@ def _seconds(s: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
-def modelled_seconds(work: dict, budget: dict) -> float:
-    """As ``scripts/flop_count.py``: FLOPs at the assumed rate plus operators at their cost."""
-    rate = budget["t4_fp16_peak_tflops"] * 1e12 * budget["assumed_utilisation"]
-    return work["flops"] / rate + work["ops"] * budget["assumed_seconds_per_op"]
-
-
 def work_table(flops: dict) -> str:
     budget = flops["budget"]
     lines = [
         "| chapter | profile | training runs | training steps | TFLOP | million operators "
-        "| share of the budget | T4 model |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| share of the budget |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for chapter, by_profile in sorted(flops["chapters"].items()):
         for profile in SHOWN:
@@ -57,10 +51,9 @@ def work_table(flops: dict) -> str:
             if w is None:
                 continue
             share = max(w["flops"] / budget["flops"], w["ops"] / budget["ops"])
-            model = _seconds(modelled_seconds(w, budget)) if w["ops"] else "-"
             lines.append(
                 f"| {_link(chapter)} | `{profile}` | {w['train_runs']:,} | {w['train_steps']:,} | "
-                f"{w['flops'] / 1e12:,.1f} | {w['ops'] / 1e6:,.1f} | {share:.0%} | {model} |"
+                f"{w['flops'] / 1e12:,.1f} | {w['ops'] / 1e6:,.1f} | {share:.0%} |"
             )
     return "\n".join(lines)
 
@@ -76,10 +69,10 @@ def budget_text(flops: dict) -> str:
         f"one or more kernel launches, which is what bounds networks this small): "
         f"{b['assumed_seconds_per_op'] * 1e6:.0f} µs each on Colab's two-core host is assumed, "
         f"{b['ops'] / 1e6:.0f} million per chapter; the one anchor is measured: "
-        f"{b['anchor']}. *Share of the budget* is the larger of the two shares; *T4 model* is "
-        "the time the two assumptions give, not a measurement: no T4 was available to this "
-        f"project. Counted at commit `{flops['commit'][:7]}` with `{flops['command']}` on the "
-        f"CPU ({flops['wall_time_s']:.0f} s)."
+        f"{b['anchor']}. *Share of the budget* is the larger of the two shares. These are "
+        "assumptions, not measurements: no T4 was available to this project, and no T4 time "
+        f"is given here. Counted at commit `{flops['commit'][:7]}` with "
+        f"`{flops['command'].strip()}` on the CPU ({flops['wall_time_s']:.0f} s)."
     )
 
 

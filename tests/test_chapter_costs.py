@@ -77,6 +77,7 @@ def _times(tmp_path, monkeypatch, results):
         return results.pop(0)
 
     monkeypatch.setattr(time_chapters, "run_chapter", fake_run)
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "")  # main sets it; restored after the test
     return calls
 
 

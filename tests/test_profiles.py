@@ -92,8 +92,10 @@ def test_chapter_8_trains_every_method_and_the_teacher_of_the_two_stage_ones(pro
     assert s.reflow_pairs is None or 0 < s.reflow_pairs <= s.n_data
 
 
-def test_the_notebooks_know_the_registrys_profiles():
+def test_the_notebooks_know_the_registrys_profiles(monkeypatch):
     from shortcut_mini import notebook
+
+    monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
 
     assert notebook.PROFILES == PROFILE_NAMES
     assert notebook.choose_profile("small_gpu")[0] == "small_gpu"
