@@ -51,7 +51,7 @@ __all__ = [
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 BF16_MIN_CAPABILITY = (8, 0)
-"""``"auto"`` chooses bf16 from this compute capability on (Ampere: bf16 tensor cores)."""
+"""``"auto"`` chooses bf16 from this compute capability on (Ampere and later, with bf16 tensor cores)."""
 
 COMPILE_MIN_CAPABILITY = (7, 0)
 """``torch.compile`` on a GPU from this capability on (Triton's oldest supported GPU)."""

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 PROFILES = ("ci", "cpu", "small_gpu", "gpu")
-"""The known profiles: ``ci`` (seconds, for tests), ``cpu`` (the book's default), ``small_gpu``
+"""The known profiles, ``ci`` (seconds, for tests), ``cpu`` (the book's default), ``small_gpu``
 (Colab's free T4 and GPUs like it) and ``gpu`` (large GPUs)."""
 
 DEFAULT_PROFILE = "cpu"
@@ -61,11 +61,11 @@ SMALL_GPU_PROFILE = "small_gpu"
 """The profile of any other CUDA GPU, when :data:`PROFILE_ENV` is unset or empty."""
 
 LARGE_GPU_MIN_CAPABILITY = (8, 0)
-"""A large GPU has at least this compute capability (bf16 tensor cores: A100, H100, L40S...)."""
+"""A large GPU has at least this compute capability (with bf16 tensor cores, as A100, H100, L40S)."""
 
 LARGE_GPU_MIN_MEMORY_GB = 32.0
-"""... and at least this much memory (GB of 10**9 bytes): the data-centre cards, not a T4 (15 GB)
-or the 24 GB cards (L4, A10G, RTX 3090/4090), whose throughput is a few times a T4's."""
+"""And at least this much memory in GB (10**9 bytes), so the data-centre cards and not a T4 (15 GB)
+or the 24 GB cards (L4, A10G, RTX 3090 and 4090), whose throughput is a few times a T4's."""
 
 PROFILE_ENV = "SHORTCUT_MINI_PROFILE"
 """Environment variable that selects the profile; it wins over everything else."""
