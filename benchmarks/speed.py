@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from shortcut_mini.capability import choose_precision
 from shortcut_mini.common import atomic_write_json, device_name, git_commit
 from shortcut_mini.models.dit import ATTENTION_KERNELS
 from shortcut_mini.objectives import OBJECTIVES
@@ -340,7 +341,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="attention kernels of MeanFlow's JVP, each timed (shortcut_mini.models.dit)",
     )
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--precision", default="bf16")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="autocast of every step; auto: the package's rule (shortcut_mini.capability)",
+    )
     p.add_argument("--compiled", choices=["both", "yes", "no"], default="both")
     p.add_argument("--compile-mode", default="default", help="mode of every compiled step")
     p.add_argument("--compile-backend", default="inductor", help="'eager' tests tracing only")
@@ -398,6 +404,8 @@ def main(argv=None) -> dict:
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 64)
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    # bf16 at compute capability >= 8.0, fp16 below, fp32 on the CPU: what training would use
+    args.precision = choose_precision(args.precision, device)
     budget = Budget(args.budget_s)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     settings["shapes"] = {k: list(v) for k, v in args.shapes.items()}

@@ -1,18 +1,24 @@
-"""Execute every chapter at one profile and record the wall time of each.
+"""Execute every chapter, one at a time, at one or more profiles, and record the wall time of each.
 
-Used for the setup page's table of chapter times (the ``gpu`` profile on a rented GPU)::
+Used for the setup page's table of chapter times (on a GPU: the large-GPU profile, then the
+small-GPU one)::
 
-    python scripts/time_chapters.py --profile gpu --out book/results/chapter_times_gpu.json
+    python scripts/time_chapters.py --profiles gpu small_gpu --out book/results/chapter_times_gpu.json
 
 Each chapter runs top to bottom in a fresh kernel (nbclient), exactly as the book build runs it,
-with ``$SHORTCUT_MINI_PROFILE`` set. The record holds, per chapter, the wall time and whether it
-ran without error, plus the device, torch version and commit. A chapter that fails is recorded
-with its error and the script goes on with the next; the exit code is 1 if any failed.
+with ``$SHORTCUT_MINI_PROFILE`` set, and only one chapter runs at a time. After each chapter the
+record is rewritten (atomically) with one entry per (profile, chapter): the wall time, the error
+if it failed, the date, the commit, the device and the command. Run again with the same ``--out``,
+it skips every (profile, chapter) that already has an entry without error and runs the rest
+(``--again`` runs those too), so that a run cut short continues where it stopped. The exit code is
+1 if any chapter failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import sys
 import time
@@ -22,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shortcut_mini.common import atomic_write_json, device_name, git_commit  # noqa: E402
+from shortcut_mini.notebook import PROFILES  # noqa: E402
+
+ONE_AT_A_TIME = "one chapter at a time, each in a fresh kernel, nothing else on the device"
 
 
 def run_chapter(path: Path, timeout: int) -> dict:
@@ -41,41 +50,74 @@ def run_chapter(path: Path, timeout: int) -> dict:
         error = None
     except Exception as e:  # a failing cell: record it, go on with the next chapter
         error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    return {
-        "chapter": path.stem,
-        "wall_time_s": round(time.perf_counter() - start, 1),
-        "error": error,
-    }
+    return {"wall_time_s": round(time.perf_counter() - start, 1), "error": error}
+
+
+def load_record(path: Path) -> dict:
+    """The record at ``path`` if it is one of this script's (``runs``), else a new one (a record
+    of another form, e.g. the concurrent upper bounds, is replaced, not merged)."""
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise SystemExit(f"{path} is not JSON; move it away or choose another --out") from None
+        if isinstance(old, dict) and isinstance(old.get("runs"), list):
+            return old
+    return {"concurrency": ONE_AT_A_TIME, "runs": []}
+
+
+def finished(record: dict, profile: str, chapter: str) -> bool:
+    return any(
+        r["profile"] == profile and r["chapter"] == chapter and r["error"] is None
+        for r in record["runs"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="gpu", choices=("ci", "cpu", "gpu"))
+    p.add_argument("--profiles", nargs="+", default=["gpu"], choices=PROFILES)
     p.add_argument("--out", required=True, help="JSON file to write (rewritten after each chapter)")
     p.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p.add_argument("--again", action="store_true", help="also rerun chapters already recorded")
     args = p.parse_args(argv)
-    os.environ["SHORTCUT_MINI_PROFILE"] = args.profile
     import torch
 
     chapters = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
     if args.chapters:
+        unknown = sorted(set(args.chapters) - {c.stem for c in chapters})
+        if unknown:
+            p.error(f"--chapters: unknown {unknown}; known: {[c.stem for c in chapters]}")
         chapters = [c for c in chapters if c.stem in args.chapters]
-    record = {
-        "profile": args.profile,
-        "device": device_name(),
-        "torch": torch.__version__,
-        "commit": git_commit(ROOT),
-        "command": "python scripts/time_chapters.py " + " ".join(argv or sys.argv[1:]),
-        "chapters": [],
-    }
-    for path in chapters:
-        print(f"{path.stem}: running at profile {args.profile} ...", flush=True)
-        result = run_chapter(path, args.timeout)
-        print(f"{path.stem}: {result['wall_time_s']} s, error={result['error']}", flush=True)
-        record["chapters"].append(result)
-        atomic_write_json(args.out, record)
-    return int(any(c["error"] for c in record["chapters"]))
+    out = Path(args.out)
+    record = load_record(out)
+    command = "python scripts/time_chapters.py " + " ".join(argv or sys.argv[1:])
+    commit = git_commit(ROOT)  # $SHORTCUT_MINI_COMMIT where the copy has no repository
+    device = device_name()
+    record.update(device=device, torch=torch.__version__, commit=commit, command=command)
+    failed = False
+    for profile in args.profiles:
+        os.environ["SHORTCUT_MINI_PROFILE"] = profile
+        for path in chapters:
+            if not args.again and finished(record, profile, path.stem):
+                print(f"{path.stem} [{profile}]: recorded already, skipped", flush=True)
+                continue
+            print(f"{path.stem} [{profile}]: running ...", flush=True)
+            result = run_chapter(path, args.timeout)
+            print(f"{path.stem} [{profile}]: {result['wall_time_s']} s, error={result['error']}")
+            failed |= result["error"] is not None
+            entry = {"profile": profile, "chapter": path.stem, **result}
+            entry.update(
+                date=datetime.date.today().isoformat(),
+                commit=commit,
+                device=device,
+                command=command,
+            )
+            record["runs"] = [
+                r for r in record["runs"] if (r["profile"], r["chapter"]) != (profile, path.stem)
+            ] + [entry]
+            atomic_write_json(out, record)
+    return int(failed)
 
 
 if __name__ == "__main__":

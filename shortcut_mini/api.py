@@ -9,6 +9,7 @@ from fractions import Fraction
 import torch
 
 from .budget_runs import budget_weights
+from .capability import choose_precision, compile_support
 from .common import available_memory
 from .levels import dyadic_schedule
 from .samplers import euler_step_size, sampler_for
@@ -122,15 +123,21 @@ def _labels(y, n: int, num_classes: int) -> torch.Tensor | None:
     return y
 
 
-def _sampling_network(run: Run, model, compile: bool | None, image_steps: int):
+def _sampling_network(run: Run, model, compile: bool | None, image_steps: int, precision: str):
     """``model``, or its compiled forward pass (kept in ``run.compiled``) when ``compile`` is
     True, or None on a GPU and the work (``image_steps`` = samples x steps) is large enough to
-    pay for compiling (``speed.COMPILE_MIN_IMAGE_STEPS``) or it is compiled already."""
+    pay for compiling (``speed.COMPILE_MIN_IMAGE_STEPS``) or it is compiled already; never where
+    the device cannot compile at this precision (``capability.compile_support``: a warning when
+    ``compile`` is True)."""
     device = next(model.parameters()).device
     key = (id(model), SAMPLING_COMPILE_MODE)
+    support = compile_support(device, choose_precision(precision, device))
     if compile is None:
         big = image_steps >= COMPILE_MIN_IMAGE_STEPS
-        compile = device.type == "cuda" and (big or key in run.compiled)
+        compile = device.type == "cuda" and support.compile and (big or key in run.compiled)
+    elif compile and not support.compile:
+        warnings.warn(f"sample(compile=True): not compiling ({support.reason})", stacklevel=3)
+        compile = False
     if not compile:
         return model
     if key not in run.compiled:
@@ -197,8 +204,9 @@ def sample(
         use_ema: sample with the EMA weights (default) or the online weights.
         noise: start from this noise instead of drawing it.
         return_trajectory: also return the list of intermediate states.
-        precision: autocast of the network: ``"auto"`` (bf16 on GPUs that support it, full
-            precision on the CPU), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+        precision: autocast of the network: ``"auto"`` (bf16 on GPUs of compute capability 8.0
+            or above, fp16 on older GPUs, full precision on the CPU: the rule of training,
+            ``shortcut_mini.capability``), ``"fp32"``, ``"bf16"``, ``"fp16"``.
         compile: run a compiled forward pass (``shortcut_mini.speed``; every batch padded to
             ``batch_size`` rows); None: on a GPU, when the call is large enough to pay for the
             compilation or the model is compiled already.
@@ -237,7 +245,7 @@ def sample(
             samples, trajectory = _in_batches(sampler, model, *args, return_trajectory, gen)
         else:
             work = n * len(dyadic_schedule(steps, run.config.M))
-            net = _sampling_network(run, model, compile, work)
+            net = _sampling_network(run, model, compile, work, precision)
             opts = dict(y=y, cfg_scale=cfg_scale, use_step_size=step_size, batch_size=batch_size)
             samples = sample_in_batches(
                 net, noise, steps, precision=precision, pad_batches=net is not model, **opts

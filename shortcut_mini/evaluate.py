@@ -52,6 +52,7 @@ import torch
 
 from .api import as_run, check_memory, sample
 from .budget_runs import budget_weights, missing_budgets
+from .capability import choose_precision, compile_support
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
 from .metrics.frechet import FeatureStats
@@ -596,11 +597,15 @@ def sweep(
     Each seed draws its own noise (``sample(..., seed=s)``: the same noise at every budget) and
     labels; arguments as :func:`evaluate`'s (``steps`` and ``seeds`` lists of ints, unchecked).
     """
-    # on a GPU every budget runs the compiled bf16 forward pass; the warm-up (lazy CUDA init,
-    # compilation of the full-batch graph: sample pads every batch) keeps it out of the timings
-    on_gpu = next(run.ema.parameters()).device.type == "cuda"
+    # on a GPU every budget runs the compiled forward pass at the device's precision (bf16, or
+    # fp16 below compute capability 8.0), where the device compiles (capability.compile_support);
+    # the warm-up (lazy CUDA init, compilation of the full-batch graph: sample pads every batch)
+    # keeps it out of the timings
+    device = next(run.ema.parameters()).device
+    on_gpu = device.type == "cuda"
+    compiles = on_gpu and compile_support(device, choose_precision("auto", device)).compile
     kw = dict(cfg_scale=cfg_scale, use_ema=use_ema, batch_size=batch_size)
-    kw["compile"] = True if on_gpu else None
+    kw["compile"] = True if compiles else None
     first = steps[0]  # (a budget the run samples: progressive distillation has only its own)
     sample(budget_weights(run, first), min(metric.n, 8), first, seed=0, **kw)
     labels = {s: _labels(run, metric.reference, metric.n, class_labels, s) for s in seeds}

@@ -1,15 +1,15 @@
 """Small helpers that every chapter notebook calls.
 
 A chapter reads its *profile* (how big a run to make) with :func:`get_profile`: the environment
-variable ``SHORTCUT_MINI_PROFILE`` when set, else ``gpu`` when a CUDA device is present and ``cpu``
-otherwise, and it prints which one runs and why; the cell after its ``parameters`` cell checks the
+variable ``SHORTCUT_MINI_PROFILE`` when set, else by the device: ``gpu`` on a large GPU, ``small_gpu``
+on a Colab-class one (:func:`gpu_profile`), ``cpu`` without one; it prints which one runs and why; the cell after its ``parameters`` cell checks the
 parameters' values with :func:`check_parameters` (papermill may have injected others). Its last cell
 prints :func:`run_record`, so that every figure in the book can be traced to the profile, device,
 commit and wall time that produced it (:ref:`the book's design notes <design-evaluation>`). :func:`in_colab` tells the first
 cells whether they run in Google Colab.
 
 This module imports nothing heavy at import time; ``torch`` is imported only inside
-:func:`cuda_available` and :func:`run_record`.
+:func:`cuda_available`, :func:`gpu_profile` and :func:`run_record`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ __all__ = [
     "PROFILE_ENV",
     "PARAMETERS",
     "GPU_PROFILE",
+    "LARGE_GPU_MIN_CAPABILITY",
+    "LARGE_GPU_MIN_MEMORY_GB",
+    "SMALL_GPU_PROFILE",
     "check_parameters",
     "choose_profile",
     "cuda_available",
@@ -39,19 +42,31 @@ __all__ = [
     "in_colab",
     "glue",
     "glue_run_record",
+    "gpu_profile",
     "plural",
     "run_record",
     "word_list",
 ]
 
-PROFILES = ("ci", "cpu", "gpu")
-"""The known profiles, ``ci`` (seconds, for tests), ``cpu`` (the book's default) and ``gpu``."""
+PROFILES = ("ci", "cpu", "small_gpu", "gpu")
+"""The known profiles, ``ci`` (seconds, for tests), ``cpu`` (the book's default), ``small_gpu``
+(Colab's free T4 and GPUs like it) and ``gpu`` (large GPUs)."""
 
 DEFAULT_PROFILE = "cpu"
 """The profile used when :data:`PROFILE_ENV` is unset or empty and no CUDA device is present."""
 
 GPU_PROFILE = "gpu"
-"""The profile used when :data:`PROFILE_ENV` is unset or empty and a CUDA device is present."""
+"""The profile of a large GPU, when :data:`PROFILE_ENV` is unset or empty (:func:`gpu_profile`)."""
+
+SMALL_GPU_PROFILE = "small_gpu"
+"""The profile of any other CUDA GPU, when :data:`PROFILE_ENV` is unset or empty."""
+
+LARGE_GPU_MIN_CAPABILITY = (8, 0)
+"""A large GPU has at least this compute capability (with bf16 tensor cores, as A100, H100, L40S)."""
+
+LARGE_GPU_MIN_MEMORY_GB = 32.0
+"""And at least this much memory in GB (10**9 bytes), so the data-centre cards and not a T4 (15 GB)
+or the 24 GB cards (L4, A10G, RTX 3090 and 4090), whose throughput is a few times a T4's."""
 
 PROFILE_ENV = "SHORTCUT_MINI_PROFILE"
 """Environment variable that selects the profile; it wins over everything else."""
@@ -66,11 +81,38 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def gpu_profile(capability: tuple[int, int], memory_gb: float) -> tuple[str, str]:
+    """``(profile, reason)`` for a CUDA GPU of compute ``capability`` and ``memory_gb``:
+    ``gpu`` from capability 8.0 and 32 GB on (A100, H100, H200, L40S), ``small_gpu`` below
+    (Colab's free T4: 7.5 and 15 GB; V100, L4, A10G, consumer cards)."""
+    cc = f"compute capability {capability[0]}.{capability[1]}, {memory_gb:.1f} GB"
+    large = capability >= LARGE_GPU_MIN_CAPABILITY and memory_gb >= LARGE_GPU_MIN_MEMORY_GB
+    if large:
+        return GPU_PROFILE, f"a large CUDA GPU: {cc}"
+    need = f"{LARGE_GPU_MIN_CAPABILITY[0]}.{LARGE_GPU_MIN_CAPABILITY[1]}"
+    return SMALL_GPU_PROFILE, (
+        f"a Colab-class CUDA GPU: {cc} (the gpu profile needs {need} and "
+        f"{LARGE_GPU_MIN_MEMORY_GB:.0f} GB)"
+    )
+
+
+def _device_profile() -> tuple[str, str] | None:
+    """:func:`gpu_profile` of CUDA device 0, or None without one (imports torch only here)."""
+    if not cuda_available():
+        return None
+    import torch
+
+    capability = tuple(torch.cuda.get_device_capability(0))
+    memory_gb = torch.cuda.get_device_properties(0).total_memory / 1e9
+    return gpu_profile(capability, memory_gb)
+
+
 def choose_profile(default: str | None = None) -> tuple[str, str]:
     """The run profile and the reason it was chosen, as ``(profile, reason)``.
 
-    The order: ``$SHORTCUT_MINI_PROFILE`` when set; else ``default`` when given; else ``gpu``
-    when a CUDA device is present (Colab with a GPU runtime, a workstation) and ``cpu`` otherwise.
+    The order: ``$SHORTCUT_MINI_PROFILE`` when set; else ``default`` when given; else, with a
+    CUDA device, ``gpu`` or ``small_gpu`` by its capability and memory (:func:`gpu_profile`:
+    Colab's free T4 gets ``small_gpu``), and ``cpu`` without one.
 
     Raises:
         ValueError: if the variable (or ``default``) names an unknown profile.
@@ -80,8 +122,8 @@ def choose_profile(default: str | None = None) -> tuple[str, str]:
         reason = f"set by ${PROFILE_ENV}"
     elif default is not None:
         value, reason = default.strip().lower(), "the default this notebook asks for"
-    elif cuda_available():
-        value, reason = GPU_PROFILE, "a CUDA device is present"
+    elif (by_device := _device_profile()) is not None:
+        value, reason = by_device
     else:
         value, reason = DEFAULT_PROFILE, "no CUDA device is present"
     if value not in PROFILES:
@@ -96,7 +138,8 @@ def get_profile(default: str | None = None, *, announce: bool = True) -> str:
     """Return the run profile: ``$SHORTCUT_MINI_PROFILE``, else ``default``, else by device.
 
     A chapter's parameters cell calls ``profile = get_profile()``; with the variable unset it
-    picks ``gpu`` when a CUDA device is present and ``cpu`` otherwise (see :func:`choose_profile`).
+    picks by the device: ``gpu`` or ``small_gpu`` on a CUDA GPU, ``cpu`` without one (see
+    :func:`choose_profile`).
     Overwrite ``profile`` in that cell (or let papermill inject it) to choose another.
 
     Args:

@@ -32,7 +32,7 @@ __all__ = [
     "settings",
 ]
 
-PROFILE_NAMES = ("ci", "cpu", "gpu")
+PROFILE_NAMES = ("ci", "cpu", "small_gpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ PROFILES: dict[str, Chapter] = {
             on_board_min=0.75,
         ),
         ci=dict(steps=400, n_eval=1024, n_traj=48, quiver_grid=15, swd_max=0.2, on_board_min=0.52),
+        small_gpu=dict(model="mlp", steps=10000, batch_size=1024, n_data=100000),
         gpu=dict(
             model="mlp",
             steps=20000,
@@ -137,6 +138,17 @@ PROFILES: dict[str, Chapter] = {
             collapse_max=0.6,
             img_collapse_max=0.8,
         ),
+        small_gpu=dict(
+            model="mlp",
+            steps=10000,
+            batch_size=1024,
+            n_data=100000,
+            n_exact=4096,
+            n_exact_ref=4096,
+            img_steps=4000,
+            img_batch=256,
+            n_img=1024,
+        ),
         gpu=dict(
             model="mlp",
             steps=20000,
@@ -168,6 +180,14 @@ PROFILES: dict[str, Chapter] = {
             consistency_max=0.3,
         ),
         ci=dict(steps=600, n_eval=1024, n_show=1024, ratio_max=0.4, consistency_max=0.5),
+        small_gpu=dict(
+            model="mlp",
+            steps=6000,
+            batch_size=1024,
+            n_data=100000,
+            n_show=4096,
+            consistency_max=0.4,
+        ),
         gpu=dict(
             model="mlp",
             steps=20000,
@@ -213,6 +233,9 @@ PROFILES: dict[str, Chapter] = {
             cfg_per_class=3,
             check_quality=False,
         ),
+        small_gpu=dict(
+            steps=3000, batch_size=128, image_size=16, clf_epochs=30, budgets=DEFAULT_BUDGETS
+        ),
         gpu=dict(steps=6000, batch_size=128, image_size=16, clf_epochs=30, budgets=DEFAULT_BUDGETS),
     ),
     "06_design_choices": chapter(
@@ -245,6 +268,7 @@ PROFILES: dict[str, Chapter] = {
             fm_over_shortcut_1step=1.3,
             swd_128_max=0.4,
         ),
+        small_gpu=dict(batch_size=256, n_data=100000, budgets=DEFAULT_BUDGETS, log_runs=True),
         gpu=dict(
             steps=3000,
             batch_size=256,
@@ -260,6 +284,7 @@ PROFILES: dict[str, Chapter] = {
         # the papermill engine, the command line's default, is covered by tests/test_reproduce.py
         defaults=dict(preset="smoke", overrides={"steps": 40}, engine="python"),
         ci=dict(overrides={"steps": 10}),
+        small_gpu=dict(overrides={"steps": 200, "device": "auto"}),
         gpu=dict(overrides={"steps": 200, "device": "auto"}),
     ),
     "08_few_step_methods": chapter(
@@ -297,6 +322,18 @@ PROFILES: dict[str, Chapter] = {
         ),
         ci=dict(
             steps=400, n_eval=1024, n_show=512, reflow_pairs=4096, ratio_max=0.6, best_max=0.35
+        ),
+        # nine runs (and a teacher's pairs) at 3000 steps exceed a T4's 10 minutes: fewer steps
+        # of the larger batch, and the looser bounds of ci, the profile below it in steps
+        small_gpu=dict(
+            model="mlp",
+            steps=1500,
+            batch_size=1024,
+            n_data=100000,
+            n_show=2048,
+            reflow_pairs=20000,
+            ratio_max=0.6,
+            best_max=0.35,
         ),
         gpu=dict(model="mlp", steps=20000, batch_size=1024, n_data=100000, n_show=2048),
     ),

@@ -13,7 +13,9 @@ Compile modes (``torch.compile(mode=...)``): ``None`` (inductor's default), ``"r
 kernels costs more than running them), ``"max-autotune-no-cudagraphs"`` (searches matmul
 kernels; compiles much longer). ``benchmarks/speed.py`` measures them against each other.
 
-This module imports only ``torch``; it sits at the bottom of the package with ``common``.
+Which devices compile at all, and where CUDA graphs are used, is
+:func:`shortcut_mini.capability.compile_support`'s rule. This module imports only ``torch`` and
+``capability``; it sits at the bottom of the package with ``common``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import contextlib
 
 import torch
 from torch import nn
+
+from .capability import autocast_dtype, choose_precision
 
 __all__ = [
     "COMPILE_MODES",
@@ -94,17 +98,11 @@ def mark_step_begin(mode: str | None) -> None:
 
 
 def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for sampling: ``"auto"`` is bf16 on GPUs that support it and full
-    precision elsewhere (CPU results stay what they were); ``"bf16"``, ``"fp16"``, ``"fp32"``."""
-    choices = ("auto", "fp32", "bf16", "fp16")
-    if precision not in choices:
-        raise ValueError(f"precision must be one of {choices}, got {precision!r}")
-    if precision == "auto":
-        cuda = device.type == "cuda"
-        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA GPU; use 'fp32' or 'bf16' on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    """The autocast dtype for sampling on ``device`` (None: full precision), by the rule of
+    training (:func:`shortcut_mini.capability.choose_precision`): ``"auto"`` is bf16 on GPUs of
+    compute capability 8.0 or above, fp16 on older GPUs and full precision on the CPU;
+    ``"bf16"``, ``"fp16"`` (a CUDA GPU only), ``"fp32"``."""
+    return autocast_dtype(choose_precision(precision, device))
 
 
 def sampling_autocast(precision: str, device: torch.device):

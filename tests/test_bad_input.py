@@ -297,7 +297,7 @@ def test_chapter_parameters_are_checked_with_a_sentence():
          "papermill give e.g. -p seed 1"),
         ({"seed": -1}, "seed must be an integer >= 0, got -1"),
         ({"seed": True}, "got True (bool)"),
-        ({"profile": "fast"}, "profile must be one of ci, cpu, gpu, got 'fast'"),
+        ({"profile": "fast"}, "profile must be one of ci, cpu, small_gpu, gpu, got 'fast'"),
         ({"methods": "shortcut"}, "methods must be None (the profile's list) or a list"),
     ]:  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(words)):

@@ -235,13 +235,17 @@ def test_bad_repository_url_is_a_clear_error(book, capsys):
 # ----------------------------------------------------------------------- shortcut_mini.notebook
 
 
-def _cuda(monkeypatch, present: bool):
+def _cuda(monkeypatch, present: bool, capability=(9, 0), memory_gb=141.0):
+    """Fake a CUDA device 0 (an H200 by default) or its absence."""
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: present)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    props = type("Props", (), {"total_memory": int(memory_gb * 1e9)})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
 
 
-@pytest.mark.parametrize("value", ["ci", "cpu", "gpu", " GPU "])
+@pytest.mark.parametrize("value", ["ci", "cpu", "small_gpu", "gpu", " GPU "])
 @pytest.mark.parametrize("cuda", [False, True])
 def test_get_profile_env_wins_over_the_device(monkeypatch, value, cuda):
     _cuda(monkeypatch, cuda)
@@ -250,14 +254,26 @@ def test_get_profile_env_wins_over_the_device(monkeypatch, value, cuda):
     assert nbh.get_profile(default="ci") == value.strip().lower()
 
 
-@pytest.mark.parametrize(("cuda", "expected"), [(True, "gpu"), (False, "cpu")])
-def test_get_profile_picks_gpu_when_a_cuda_device_is_present(monkeypatch, capsys, cuda, expected):
-    _cuda(monkeypatch, cuda)
+@pytest.mark.parametrize(
+    ("cuda", "capability", "memory_gb", "expected", "reason"),
+    [
+        (True, (9, 0), 141.0, "gpu", "a large CUDA GPU: compute capability 9.0, 141.0 GB"),
+        (True, (8, 0), 40.0, "gpu", "a large CUDA GPU"),  # A100 40 GB
+        (True, (7, 5), 15.8, "small_gpu", "Colab-class CUDA GPU: compute capability 7.5"),  # T4
+        (True, (8, 9), 24.0, "small_gpu", "needs 8.0 and 32 GB"),  # L4: too little memory
+        (True, (7, 0), 32.0, "small_gpu", "Colab-class"),  # V100 32 GB: no bf16
+        (False, None, 0.0, "cpu", "no CUDA device"),
+    ],
+)
+def test_get_profile_picks_by_the_device(
+    monkeypatch, capsys, cuda, capability, memory_gb, expected, reason
+):
+    _cuda(monkeypatch, cuda, capability, memory_gb)
     monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
     assert nbh.get_profile() == expected
     out = capsys.readouterr().out
     assert out.startswith(f"profile: {expected} (")
-    assert ("a CUDA device is present" if cuda else "no CUDA device") in out
+    assert reason in out
     monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "  ")  # empty counts as unset
     assert nbh.get_profile(announce=False) == expected
     assert capsys.readouterr().out == ""
@@ -272,7 +288,7 @@ def test_get_profile_default_wins_over_the_device(monkeypatch):
 
 def test_get_profile_rejects_unknown(monkeypatch):
     monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "tpu")
-    with pytest.raises(ValueError, match=r"unknown profile 'tpu'.*ci, cpu, gpu"):
+    with pytest.raises(ValueError, match=r"unknown profile 'tpu'.*ci, cpu, small_gpu, gpu"):
         nbh.get_profile()
     monkeypatch.delenv("SHORTCUT_MINI_PROFILE")
     with pytest.raises(ValueError, match="unknown profile 'fast'"):

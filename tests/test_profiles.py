@@ -11,7 +11,7 @@ from shortcut_mini.profiles import PROFILE_NAMES, PROFILES, chapter, settings
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_every_profile_has_the_same_settings_in_the_same_order(name):
     orders = {p: list(vars(settings(name, p))) for p in PROFILE_NAMES}
-    assert orders["ci"] == orders["cpu"] == orders["gpu"]
+    assert orders["ci"] == orders["cpu"] == orders["small_gpu"] == orders["gpu"]
     assert orders["cpu"][0] == "profile"
     assert orders["cpu"][1:] == list(PROFILES[name].defaults)
 
@@ -53,6 +53,7 @@ def test_resolved_values_are_pinned():
         {"steps": 10},
         {"steps": 40},
         {"steps": 200, "device": "auto"},
+        {"steps": 200, "device": "auto"},
     ]
 
 
@@ -89,3 +90,36 @@ def test_chapter_8_trains_every_method_and_the_teacher_of_the_two_stage_ones(pro
     assert sorted(students) == ["consistency_distillation", "progressive_distillation", "reflow"]
     assert s.methods.index("flow_matching") < min(s.methods.index(m) for m in students)
     assert s.reflow_pairs is None or 0 < s.reflow_pairs <= s.n_data
+
+
+def test_the_notebooks_know_the_registrys_profiles(monkeypatch):
+    from shortcut_mini import notebook
+
+    monkeypatch.delenv("SHORTCUT_MINI_PROFILE", raising=False)
+
+    assert notebook.PROFILES == PROFILE_NAMES
+    assert notebook.choose_profile("small_gpu")[0] == "small_gpu"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_small_gpu_checks_are_the_looser_of_its_neighbours(name):
+    """The small-GPU sizes were not run on a GPU here: each bound a chapter asserts is the looser
+    of the bounds of the two profiles whose training steps are next below and above (or equal to)
+    its own, both of which hold at their sizes, and it trains no more steps than gpu."""
+    by = {p: vars(settings(name, p)) for p in PROFILE_NAMES}
+    small = by["small_gpu"]
+    if "steps" not in small:
+        return  # nothing trained by the chapter's own sizes
+    assert small["steps"] <= by["gpu"]["steps"]
+    others = [p for p in PROFILE_NAMES if p != "small_gpu"]
+    below = max(
+        (p for p in others if by[p]["steps"] <= small["steps"]), key=lambda p: by[p]["steps"]
+    )
+    above = min(
+        (p for p in others if by[p]["steps"] >= small["steps"]), key=lambda p: by[p]["steps"]
+    )
+    for key in small:
+        if key.endswith("_max"):
+            assert small[key] == max(by[below][key], by[above][key]), key
+        elif key.endswith("_min"):
+            assert small[key] == min(by[below][key], by[above][key]), key

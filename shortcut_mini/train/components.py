@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..capability import uses_loss_scaling
 from ..config import ConfigError, TrainConfig
 from ..data import ArrayDataset, load_dataset
 from ..objectives import ObjectiveContext, build_objective
@@ -105,7 +106,8 @@ def build_components(
     model = model_from_config(cfg, dinfo).to(device)
     ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
     opt = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    # fp16 trains with loss scaling (the rule: shortcut_mini.capability); disabled, it is a no-op
+    scaler = torch.amp.GradScaler(device.type, enabled=uses_loss_scaling(precision))
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     objective = build_objective(
         cfg.method,

@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from ..capability import PrecisionUnavailableError, autocast_dtype, choose_precision
 from ..config import ConfigError
 
 __all__ = ["DeviceUnavailableError", "resolve_device", "resolve_precision", "autocast"]
@@ -53,21 +54,24 @@ def resolve_device(name: str = "auto", setting: str = "TrainConfig.device") -> t
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 (with loss scaling) on older ones, else fp32."""
-    if device.type != "cuda":
-        if name in ("fp16",):
-            raise DeviceUnavailableError(
-                "TrainConfig.precision: 'fp16' needs a CUDA GPU, and this run is on the "
-                f"{device.type}; use 'auto', 'fp32' or 'bf16'."
-            )
-        return "fp32" if name == "auto" else name
-    if name == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return name
+    """The precision of a run on ``device`` (``fp32``, ``bf16`` or ``fp16``), by the rule of
+    :func:`shortcut_mini.capability.choose_precision` (``auto``: bf16 at compute capability 8.0
+    or above, fp16 with loss scaling on older GPUs, fp32 on the CPU), the one rule of training,
+    sampling and evaluation. :class:`DeviceUnavailableError` for fp16 off a CUDA GPU."""
+    try:
+        return choose_precision(name, device)
+    except PrecisionUnavailableError:
+        if name != "fp16":
+            raise
+        raise DeviceUnavailableError(
+            "TrainConfig.precision: 'fp16' needs a CUDA GPU, and this run is on the "
+            f"{device.type}; use 'auto', 'fp32' or 'bf16'."
+        ) from None
 
 
 def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
+    """The autocast context of a chosen ``precision`` on ``device`` (none for fp32)."""
+    dtype = autocast_dtype(precision)
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -4,23 +4,32 @@ hooks every objective has (``objectives.lifecycle``: setup, on_step, state_dict)
 
 Exact resume: the data order of step ``s`` comes from a permutation seeded by ``(seed, epoch)``
 and the noise, t and levels of step ``s`` from a generator seeded by ``(seed, s, rank)``; so the
-state needed to continue is the weights, the EMA, the optimizer and the step, all checkpointed.
+state needed to continue is the weights, the EMA, the optimizer, the loss scaler (fp16) and the
+step, all checkpointed. Precision and compilation follow the device's capability
+(``shortcut_mini.capability``): a compile the device cannot run is skipped with a warning.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..capability import compile_support
 from ..config import ConfigError, TrainConfig, as_train_config
 from ..data import ArrayDataset
 from ..objectives.lifecycle import call_on_step, call_setup, training_network
-from ..speed import TRAINING_COMPILE_MODE, compile_for_training, mark_step_begin
+from ..speed import (
+    TRAINING_COMPILE_MODE,
+    compile_for_training,
+    mark_step_begin,
+    uses_cudagraphs,
+)
 from .checkpointer import Checkpointer
 from .components import (
     Components,
@@ -227,6 +236,30 @@ def _progress_bar(cfg: TrainConfig, info: DistInfo, start: int):
     )
 
 
+def compile_plan(cfg: TrainConfig, device: torch.device, precision: str) -> tuple[bool, str]:
+    """``(compile, mode)`` of a run: ``cfg.compile`` and ``cfg.compile_mode`` where the device
+    can run them (:func:`shortcut_mini.capability.compile_support`); else eager, or inductor's
+    default mode instead of CUDA graphs, each with a ``UserWarning`` that says why."""
+    mode = cfg.compile_mode or TRAINING_COMPILE_MODE
+    if not cfg.compile:
+        return False, mode
+    support = compile_support(device, precision)
+    if not support.compile:
+        warnings.warn(
+            f"TrainConfig.compile: not compiling ({support.reason}); the run trains eagerly",
+            stacklevel=3,
+        )
+        return False, mode
+    if uses_cudagraphs(mode) and not support.cudagraphs:
+        warnings.warn(
+            f"TrainConfig.compile_mode: {mode!r} uses CUDA graphs, not used here "
+            f"({support.reason}); compiling with inductor's default mode",
+            stacklevel=3,
+        )
+        return True, "default"
+    return True, mode
+
+
 class _Loop:
     """The optimizer steps from ``start`` to ``cfg.steps``, with logging and checkpoints."""
 
@@ -248,13 +281,14 @@ class _Loop:
         self.gen = torch.Generator(device)
         self.guard = FiniteGuard(info, device, cfg, precision)
         # what ``cfg.compile`` means: torch.compile(mode=..., **options), see shortcut_mini.speed
-        self.compile_mode, self.compile_options = cfg.compile_mode or TRAINING_COMPILE_MODE, {}
+        self.compiles, self.compile_mode = compile_plan(cfg, device, precision)
+        self.compile_options: dict = {}
 
     def network(self) -> nn.Module:
         """What every step calls: the objective's training network (the model itself for most
         objectives), compiled if asked, in DDP under several processes."""
         net: nn.Module = training_network(self.parts.objective, self.parts.model)
-        if self.cfg.compile:
+        if self.compiles:
             net = compile_for_training(net, self.compile_mode, **self.compile_options)
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -264,7 +298,7 @@ class _Loop:
     def step(self, net: nn.Module, step: int) -> tuple[dict, float]:
         """One optimizer step; returns the objective's diagnostics and the EMA decay used."""
         cfg, info, p = self.cfg, self.info, self.parts
-        if cfg.compile:
+        if self.compiles:
             mark_step_begin(self.compile_mode)  # CUDA graphs: this step's outputs are new
         idx = self.order.indices(step)[info.rank * self.local_b : (info.rank + 1) * self.local_b]
         x1, y = self.data.batch(idx, self.device)

@@ -1,0 +1,157 @@
+"""The setup page's tables of what each chapter costs, written from the committed records.
+
+    python scripts/chapter_costs.py [--check]
+
+Reads ``book/results/chapter_flops.json`` (``scripts/flop_count.py``: FLOPs and operators per
+chapter and profile, counted on the CPU) and ``book/results/chapter_times_gpu.json``
+(``scripts/time_chapters.py``: wall times measured on a GPU) and writes
+``book/results/chapter_costs.md``, which ``book/setup.md`` includes; nothing in it is typed by
+hand. ``--check`` writes nothing and exits 1 when the file differs from what the records give.
+Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shortcut_mini.common import atomic_write_bytes  # noqa: E402
+
+RESULTS = ROOT / "book" / "results"
+FLOPS = RESULTS / "chapter_flops.json"
+TIMES = RESULTS / "chapter_times_gpu.json"
+OUT = RESULTS / "chapter_costs.md"
+SHOWN = ("small_gpu", "gpu")  # the GPU profiles, small first
+
+
+def _link(chapter: str) -> str:
+    return f"{{doc}}`../notebooks/{chapter}`"
+
+
+def _seconds(s: float) -> str:
+    minutes, seconds = divmod(round(s), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def work_table(flops: dict) -> str:
+    budget = flops["budget"]
+    lines = [
+        "| chapter | profile | training runs | training steps | TFLOP | million operators "
+        "| share of the budget |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for chapter, by_profile in sorted(flops["chapters"].items()):
+        for profile in SHOWN:
+            w = by_profile.get(profile)
+            if w is None:
+                continue
+            share = max(w["flops"] / budget["flops"], w["ops"] / budget["ops"])
+            lines.append(
+                f"| {_link(chapter)} | `{profile}` | {w['train_runs']:,} | {w['train_steps']:,} | "
+                f"{w['flops'] / 1e12:,.1f} | {w['ops'] / 1e6:,.1f} | {share:.0%} |"
+            )
+    return "\n".join(lines)
+
+
+def budget_text(flops: dict) -> str:
+    b = flops["budget"]
+    rate = b["t4_fp16_peak_tflops"] * b["assumed_utilisation"]
+    return (
+        f"The budget of a chapter is {b['chapter_seconds'] / 60:.0f} minutes on a T4. In FLOPs: "
+        f"the T4's published fp16 tensor-core peak of {b['t4_fp16_peak_tflops']:.0f} TFLOP/s, of "
+        f"which {b['assumed_utilisation']:.0%} is assumed reached by matrices this small, gives "
+        f"{rate:.1f} TFLOP/s and {b['flops'] / 1e15:.1f} PFLOP per chapter. In operators (each "
+        f"one or more kernel launches, which is what bounds networks this small): "
+        f"{b['assumed_seconds_per_op'] * 1e6:.0f} µs each on Colab's two-core host is assumed, "
+        f"{b['ops'] / 1e6:.0f} million per chapter; the one anchor is measured: "
+        f"{b['anchor']}. *Share of the budget* is the larger of the two shares. These are "
+        "assumptions, not measurements: no T4 was available to this project, and no T4 time "
+        f"is given here. Counted at commit `{flops['commit'][:7]}` with "
+        f"`{flops['command'].strip()}` on the CPU ({flops['wall_time_s']:.0f} s)."
+    )
+
+
+def _time_cell(entry: dict | None, upper_bound: bool) -> str:
+    if entry is None:
+        return "not measured"
+    if entry.get("error"):
+        return f"failed ({entry['error'][:60]})" if entry.get("wall_time_s") else "not finished"
+    text = _seconds(entry["wall_time_s"])
+    return f"at most {text}" if upper_bound else text
+
+
+def times_table(times: dict, chapters: list[str]) -> tuple[str, str]:
+    """The table of measured times and the sentence that says how they were measured."""
+    if "runs" in times:  # scripts/time_chapters.py: one chapter at a time
+        entries = {(r["profile"], r["chapter"]): r for r in times["runs"]}
+        profiles = [p for p in SHOWN if any(k[0] == p for k in entries)]
+        upper = False
+        note = (
+            f"Measured on one {times['device']} (torch {times['torch']}), {times['concurrency']}, "
+            f"with `{times['command']}`; each row's commit and date are in "
+            "`book/results/chapter_times_gpu.json`."
+        )
+    else:  # the earlier record: every chapter at once on one GPU
+        entries = {("gpu", c["chapter"]): c for c in times["chapters"]}
+        profiles, upper = ["gpu"], True
+        note = (
+            f"Measured on one {times['device']} (torch {times['torch']}) at commit "
+            f"`{times['commit']}` ({times['date']}) with the `gpu` profile as it was then, before "
+            "the `small_gpu` profile existed: all the chapters of that commit ran at the same "
+            "time, each in its own kernel on the one GPU, so each time is an upper bound for "
+            "the chapter run alone (*at most*), and a chapter that had not finished when the run "
+            "was stopped is marked so."
+        )
+    head = "| chapter | " + " | ".join(f"`{p}` on one {times['device']}" for p in profiles) + " |"
+    lines = [head, "|---|" + "---:|" * len(profiles)]
+    for chapter in chapters:
+        cells = [_time_cell(entries.get((p, chapter)), upper) for p in profiles]
+        lines.append(f"| {_link(chapter)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), note
+
+
+def render(flops: dict, times: dict) -> str:
+    chapters = sorted(flops["chapters"])
+    table, note = times_table(times, chapters)
+    return "\n".join(
+        [
+            "<!-- Written by scripts/chapter_costs.py from book/results/chapter_flops.json and "
+            "book/results/chapter_times_gpu.json; do not edit by hand. -->",
+            "",
+            "**Work per chapter** (training and sampling, counted on the CPU):",
+            "",
+            work_table(flops),
+            "",
+            budget_text(flops),
+            "",
+            "**Wall time measured on a GPU:**",
+            "",
+            table,
+            "",
+            note,
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 on a difference")
+    args = p.parse_args(argv)
+    text = render(json.loads(FLOPS.read_text()), json.loads(TIMES.read_text()))
+    if args.check:
+        same = OUT.exists() and OUT.read_text() == text
+        print(f"{OUT.relative_to(ROOT)}: {'up to date' if same else 'differs from the records'}")
+        return 0 if same else 1
+    atomic_write_bytes(OUT, text.encode())
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

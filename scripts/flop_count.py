@@ -1,0 +1,320 @@
+"""Count each chapter's training and sampling work per profile, on the CPU, without running it.
+
+    python scripts/flop_count.py [--profiles small_gpu gpu cpu] [--out book/results/chapter_flops.json]
+
+For every training run a chapter makes (its method, network, batch and data from the profile
+registry, ``shortcut_mini.profiles``) the script trains the same configuration for 2 and for 4
+steps (8 and 16 for progressive distillation) on the CPU under ``torch.utils.flop_counter.FlopCounterMode`` and a counter of dispatched
+operators; the difference is one step's work, the rest the run's one-off setup (a teacher's
+pairs, scaled to the chapter's number of pairs). For every sampling call it counts one sampler
+step over a batch of 1,024 rows and multiplies by the rows and steps the chapter samples. Only
+the work of ``train``, ``sample`` and ``evaluate`` is counted: plotting, metrics and the
+classifier of chapter 5 are left out (they are small beside it).
+
+Two numbers per chapter, because the chapters' networks are small:
+
+* **FLOPs** (matrix products, convolutions, attention; what FlopCounterMode counts). The
+  budget: a T4's published fp16 tensor-core peak is 65 TFLOP/s; assuming 10% of it is reached
+  (the chapters' matrices are 64 to 256 wide, far too small to fill the tensor cores), a
+  10-minute chapter may do ``600 s x 6.5 TFLOP/s = 3.9 PFLOP``.
+* **operators** (every ATen call: in eager PyTorch, each is one or more kernel launches). At
+  these sizes a step is bound by launching kernels, not by arithmetic. The budget assumes 30 us
+  per operator on Colab (Python, dispatcher and launch on its 2-vCPU host), so a 10-minute
+  chapter may dispatch ``600 s / 30 us = 20 million``. The one anchor measured here: chapter 1 at
+  the ``gpu`` profile (14.4 million operators, this script) took at most 247 s on an H200 shared
+  with six other chapters (``book/results/chapter_times_gpu.json``), at most 17 us per operator
+  on a fast host.
+
+Both budgets are assumptions stated here, not measurements: no T4 was available to this project.
+The record (JSON) holds the counts per chapter and profile with the settings they were counted
+at, the assumptions, the command, the commit and the device; ``scripts/chapter_costs.py`` renders
+it (with the H200 times measured by ``scripts/time_chapters.py``) for the setup page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from shortcut_mini import TrainConfig, sample, train  # noqa: E402
+from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
+from shortcut_mini.levels import DEFAULT_BUDGETS  # noqa: E402
+from shortcut_mini.objectives import OBJECTIVES  # noqa: E402
+from shortcut_mini.profiles import PROFILES, settings  # noqa: E402
+
+T4_FP16_PEAK_TFLOPS = 65.0
+"""NVIDIA's published fp16 tensor-core peak of the Tesla T4 (dense), TFLOP/s."""
+ASSUMED_UTILISATION = 0.10
+"""The share of that peak assumed reached by the chapters' small matrices."""
+ASSUMED_SECONDS_PER_OP = 30e-6
+"""Assumed host time per eager operator on Colab (Python, dispatch, kernel launch)."""
+CHAPTER_SECONDS = 600.0
+"""The aim: a chapter finishes in about 10 minutes on a T4."""
+FLOP_BUDGET = CHAPTER_SECONDS * T4_FP16_PEAK_TFLOPS * 1e12 * ASSUMED_UTILISATION
+OP_BUDGET = CHAPTER_SECONDS / ASSUMED_SECONDS_PER_OP
+SAMPLE_BATCH = 1024  # sample's and evaluate's default batch size
+SHORT, LONG = 2, 4  # the two run lengths whose difference is one step's work (x 2)
+STAGED = {"progressive_distillation": (8, 16)}  # needs a step per stage (7)
+SMALL_PAIRS = 256  # reflow's pairs in the counted run (scaled to the chapter's number)
+
+
+def needs_teacher(method: str) -> bool:
+    return bool(getattr(OBJECTIVES[method], "needs_teacher", False))
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts every ATen operator dispatched inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def counted(fn):
+    """``(result, flops, ops)`` of ``fn()``."""
+    flops = FlopCounterMode(display=False)
+    ops = OpCounter()
+    with flops, ops:
+        out = fn()
+    return out, flops.get_total_flops(), ops.ops
+
+
+@dataclass
+class Work:
+    """A chapter's work at one profile: training runs and sampling calls, counted."""
+
+    flops_train: float = 0.0
+    flops_sample: float = 0.0
+    ops: float = 0.0
+    train_steps: int = 0
+    runs: int = 0
+    items: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "flops_train": round(self.flops_train),
+            "flops_sample": round(self.flops_sample),
+            "flops": round(self.flops_train + self.flops_sample),
+            "ops": round(self.ops),
+            "train_runs": self.runs,
+            "train_steps": self.train_steps,
+            "items": self.items,
+        }
+
+
+def modelled_seconds(work: dict, budget: dict) -> float:
+    """The budget's model of a chapter's time on a T4: its FLOPs at the assumed share of the
+    peak plus its operators at the assumed cost each (an assumption, not a measurement)."""
+    rate = budget["t4_fp16_peak_tflops"] * 1e12 * budget["assumed_utilisation"]
+    return work["flops"] / rate + work["ops"] * budget["assumed_seconds_per_op"]
+
+
+class Counter:
+    """Counts runs and sampling calls, caching what a configuration costs."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.cache, self.teachers = tmp, {}, {}
+
+    def _teacher(self, cfg: TrainConfig) -> str:
+        key = (cfg.data, cfg.model, cfg.image_size, cfg.class_conditional)
+        if key not in self.teachers:
+            out = self.tmp / f"teacher{len(self.teachers)}"
+            train(cfg.replace(method="flow_matching", steps=SHORT, out_dir=str(out), teacher=None))
+            self.teachers[key] = str(out)
+        return self.teachers[key]
+
+    def measure(self, cfg: TrainConfig) -> dict:
+        """Per-step and setup FLOPs and operators of ``cfg``, and per sampler step of a batch."""
+        key = cfg.replace(steps=LONG * 8, seed=0, n_data=None, reflow_pairs=None).to_dict()
+        key = repr(sorted(key.items()))
+        if key in self.cache:
+            return self.cache[key]
+        base = cfg.replace(log_every=0, ckpt_every=0, progress=False, device="cpu")
+        if needs_teacher(cfg.method):  # a flow-matching run of the same network, trained here
+            base = base.replace(teacher=self._teacher(base), reflow_pairs=SMALL_PAIRS)
+        short, long = STAGED.get(cfg.method, (SHORT, LONG))
+        n = {}
+        for steps in (short, long):
+            cfg_n = base.replace(
+                steps=steps, out_dir=str(self.tmp / f"run{len(self.cache)}_{steps}")
+            )
+            run, flops, ops = counted(functools.partial(train, cfg_n))
+            n[steps] = (flops, ops)
+        step_flops = (n[long][0] - n[short][0]) / (long - short)
+        step_ops = (n[long][1] - n[short][1]) / (long - short)
+        s1 = counted(lambda: sample(run, SAMPLE_BATCH, 1, seed=0))
+        s2 = counted(lambda: sample(run, SAMPLE_BATCH, 2, seed=0))
+        self.cache[key] = {
+            "step_flops": step_flops,
+            "step_ops": step_ops,
+            "setup_flops": max(0.0, n[short][0] - short * step_flops),
+            "setup_ops": max(0.0, n[short][1] - short * step_ops),
+            "sample_step_flops": s2[1] - s1[1],
+            "sample_step_ops": s2[2] - s1[2],
+            "pairs_counted": SMALL_PAIRS if cfg.method == "reflow" else None,
+        }
+        return self.cache[key]
+
+    def run(self, work: Work, cfg: TrainConfig, samples: list[tuple[int, int]], label: str):
+        """Add one training run of ``cfg`` and its sampling calls ``[(n, steps), ...]`` (steps:
+        the network evaluations per sample, summed over the budgets a call sweeps)."""
+        m = self.measure(cfg)
+        setup_scale = 1.0
+        if m["pairs_counted"]:
+            setup_scale = (cfg.reflow_pairs or cfg.n_data or 0) / m["pairs_counted"]
+        work.flops_train += m["step_flops"] * cfg.steps + m["setup_flops"] * setup_scale
+        work.ops += m["step_ops"] * cfg.steps + m["setup_ops"] * setup_scale
+        work.train_steps += cfg.steps
+        work.runs += 1
+        for n, evals in samples:
+            work.flops_sample += m["sample_step_flops"] * (n / SAMPLE_BATCH) * evals
+            work.ops += m["sample_step_ops"] * math.ceil(n / SAMPLE_BATCH) * evals
+        work.items.append(f"{label}: {cfg.method}, {cfg.model}, {cfg.steps} x {cfg.batch_size}")
+
+
+ALL = sum(DEFAULT_BUDGETS)  # the evaluations of one sample over 1, 2, 4, ..., 128 steps
+
+
+def _toy(s, **kw) -> TrainConfig:
+    base = dict(data=s.data, model=s.model, steps=s.steps, batch_size=s.batch_size, lr=s.lr)
+    return TrainConfig(**{**base, "n_data": s.n_data, **kw})
+
+
+def count_chapter(name: str, profile: str, c: Counter) -> Work:
+    """The runs and sampling calls of chapter ``name`` (as its notebook makes them)."""
+    s, w = settings(name, profile), Work()
+    if name == "01_flow_matching_2d":
+        c.run(w, _toy(s, method="flow_matching"), [(s.n_eval, 128 + 32 + 8)], "the run")
+    elif name == "02_why_few_steps_fail":
+        c.run(w, _toy(s, method="flow_matching"), [(s.n_eval, 2 * ALL)], "2D")
+        img = TrainConfig(
+            data="digits", model=s.img_model, method="flow_matching", steps=s.img_steps,
+            batch_size=s.img_batch, lr=s.img_lr,
+        )  # fmt: skip
+        c.run(w, img, [(min(s.n_img, 360), 1 + 2 + 4 + 8 + 32 + 128)], "digits")
+    elif name == "03_shortcut_models":
+        for method in ("flow_matching", "shortcut"):
+            extra = [(s.n_eval, 3 * 3 + 3)] if method == "shortcut" else []
+            c.run(w, _toy(s, method=method), [(s.n_eval, 2 * ALL), *extra], method)
+    elif name == "05_shortcut_on_images":
+        n_eval, grid = min(s.n_eval, 360), 10 * s.grid_rows
+        cfg = TrainConfig(
+            data="digits", model="dit-tiny", class_conditional=True, image_size=s.image_size,
+            steps=s.steps, batch_size=s.batch_size, lr=s.lr,
+        )  # fmt: skip
+        for method in ("flow_matching", "shortcut"):
+            calls = [(n_eval, sum(s.budgets) + 1), (grid, sum(s.budgets))]
+            if method == "shortcut":  # guidance: two passes per step
+                calls.append((10 * s.cfg_per_class * len(s.cfg_scales), 2 * s.cfg_steps))
+            c.run(w, cfg.replace(method=method), calls, method)
+    elif name == "06_design_choices":
+        variants = [  # the notebook's GROUPS, each distinct configuration once per seed
+            dict(method="flow_matching"),
+            dict(bootstrap_fraction=1 / 8),
+            dict(),
+            dict(bootstrap_fraction=1 / 2),
+            dict(target_weights="ema"),
+            dict(level_embedding="sin_level"),
+            dict(level_embedding="sin_d"),
+            dict(t_sampling="uniform"),
+            dict(weight_decay=0.0),
+        ]
+        for seed in s.seeds:
+            for v in variants:
+                cfg = _toy(s, method="shortcut", seed=seed).replace(**v)
+                c.run(w, cfg, [(s.n_eval, sum(s.budgets))], f"seed {seed}")
+    elif name == "07_reproducing_the_paper":
+        from shortcut_mini.profiles import PRESETS
+
+        preset = PRESETS[s.preset]
+        cfg = TrainConfig(**{**preset["config"], **s.overrides, "device": "cpu"})
+        for method in preset["methods"]:
+            calls = [(preset["eval"]["n"], sum(preset["eval"]["steps"]))]
+            calls.append((preset["grid"]["n"], sum(preset["grid"]["steps"])))
+            c.run(w, cfg.replace(method=method), calls, method)
+    elif name == "08_few_step_methods":
+        for method in s.methods:
+            teacher = "the chapter's flow-matching run" if needs_teacher(method) else None
+            pairs = s.reflow_pairs if method == "reflow" else None  # the notebook's method_settings
+            cfg = _toy(s, method=method, reflow_pairs=pairs, teacher=teacher)
+            c.run(w, cfg, [(s.n_eval, ALL)], method)
+        if "meanflow" in s.methods:  # the ratio it tries: a short run, two budgets
+            c.run(w, _toy(s, method="meanflow", steps=min(s.steps, 400)), [(s.n_eval, 129)], "try")
+    return w  # chapter 4 trains and samples nothing
+
+
+def jsonable(settings_dict: dict) -> dict:
+    """A profile's settings as JSON keeps them (tuples as lists)."""
+    return json.loads(json.dumps(settings_dict))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profiles", nargs="+", default=["cpu", "small_gpu", "gpu"])
+    p.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
+    p.add_argument("--out", default=str(ROOT / "book" / "results" / "chapter_flops.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    chapters = args.chapters or sorted(PROFILES)
+    start = time.time()
+    record = {
+        "command": "python scripts/flop_count.py " + " ".join(argv or sys.argv[1:]),
+        "commit": git_commit(ROOT),
+        "device": "cpu (counts do not depend on the device)",
+        "torch": torch.__version__,
+        "budget": {
+            "t4_fp16_peak_tflops": T4_FP16_PEAK_TFLOPS,
+            "assumed_utilisation": ASSUMED_UTILISATION,
+            "assumed_seconds_per_op": ASSUMED_SECONDS_PER_OP,
+            "chapter_seconds": CHAPTER_SECONDS,
+            "flops": FLOP_BUDGET,
+            "ops": OP_BUDGET,
+            "anchor": (
+                "chapter 1 at the gpu profile: 14.4 million operators in at most 247 s on an "
+                "H200 shared by seven chapters (book/results/chapter_times_gpu.json)"
+            ),
+        },
+        "chapters": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = Counter(Path(tmp))
+        for name in chapters:
+            record["chapters"][name] = {}
+            for profile in args.profiles:
+                work = count_chapter(name, profile, counter).as_dict()
+                work["settings"] = jsonable(vars(settings(name, profile)))
+                record["chapters"][name][profile] = work
+                print(
+                    f"{name} [{profile}]: {work['flops'] / 1e12:,.2f} TFLOP "
+                    f"({work['flops'] / FLOP_BUDGET:.1%} of the budget), "
+                    f"{work['ops'] / 1e6:,.2f} M ops ({work['ops'] / OP_BUDGET:.0%}), "
+                    f"modelled {modelled_seconds(work, record['budget']):.0f} s on a T4",
+                    flush=True,
+                )
+            record["wall_time_s"] = round(time.time() - start, 1)
+            atomic_write_json(args.out, record)  # after each chapter: a killed count keeps them
+    print(f"wrote {args.out} in {record['wall_time_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

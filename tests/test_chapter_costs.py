@@ -1,0 +1,131 @@
+"""The chapter cost records: FLOP counting (scripts/flop_count.py), timing one chapter at a time
+(scripts/time_chapters.py) and the setup page's tables (scripts/chapter_costs.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import chapter_costs  # noqa: E402
+import flop_count  # noqa: E402
+import time_chapters  # noqa: E402
+
+from shortcut_mini import TrainConfig  # noqa: E402
+from shortcut_mini.models import build_model  # noqa: E402
+from shortcut_mini.profiles import PROFILES, settings  # noqa: E402
+
+FLOPS = json.loads(chapter_costs.FLOPS.read_text()) if chapter_costs.FLOPS.exists() else {}
+
+
+def test_counted_counts_a_matrix_product():
+    layer = torch.nn.Linear(64, 32, bias=False)
+    _, flops, ops = flop_count.counted(lambda: layer(torch.randn(8, 64)))
+    assert flops == 2 * 8 * 64 * 32 and ops >= 1
+
+
+def test_one_training_step_costs_about_three_forward_passes(tmp_path):
+    """Flow matching's step: forward, backward (2x the forward) over the batch; the per-step
+    count is the difference of a 4-step and a 2-step run, so setup does not enter it."""
+    cfg = TrainConfig(data="checkerboard", model="mlp-small", method="flow_matching",
+                      steps=4, batch_size=64, n_data=512)  # fmt: skip
+    m = flop_count.Counter(tmp_path).measure(cfg)
+    net = build_model("mlp-small", sample_shape=(2,), M=cfg.M)
+    x, t = torch.randn(64, 2), torch.rand(64)
+    level = torch.zeros(64, dtype=torch.long)
+    _, forward, _ = flop_count.counted(lambda: net(x, t, level))
+    assert 2.5 * forward <= m["step_flops"] <= 3.1 * forward  # (no input gradient at layer 1)
+    assert m["sample_step_flops"] == pytest.approx(forward / 64 * flop_count.SAMPLE_BATCH, rel=0.01)
+    assert m["step_ops"] > 0 and m["setup_flops"] < 0.5 * m["step_flops"]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_the_committed_counts_are_of_the_profiles_as_they_are(name):
+    """A changed profile needs a new count: python scripts/flop_count.py."""
+    for profile, work in FLOPS["chapters"][name].items():
+        now = json.loads(json.dumps(vars(settings(name, profile))))
+        assert work["settings"] == now, (name, profile, "rerun scripts/flop_count.py")
+
+
+def test_the_small_gpu_profile_fits_the_budget_and_gpu_does_more():
+    budget = FLOPS["budget"]
+    for name, by_profile in FLOPS["chapters"].items():
+        small, large = by_profile["small_gpu"], by_profile["gpu"]
+        assert small["flops"] <= budget["flops"] and small["ops"] <= budget["ops"], name
+        assert small["ops"] <= large["ops"] and small["flops"] <= large["flops"], name
+
+
+def test_the_setup_pages_tables_are_written_from_the_records():
+    assert chapter_costs.main(["--check"]) == 0, "run python scripts/chapter_costs.py"
+    text = chapter_costs.OUT.read_text()
+    small = FLOPS["chapters"]["03_shortcut_models"]["small_gpu"]
+    assert f"| `small_gpu` | 2 | {small['train_steps']:,} | {small['flops'] / 1e12:,.1f} |" in text
+
+
+def _times(tmp_path, monkeypatch, results):
+    """Run time_chapters.main with chapters that 'take' the given results, in order."""
+    calls = []
+
+    def fake_run(path, timeout):
+        calls.append(path.stem)
+        return results.pop(0)
+
+    monkeypatch.setattr(time_chapters, "run_chapter", fake_run)
+    monkeypatch.setenv("SHORTCUT_MINI_PROFILE", "")  # main sets it; restored after the test
+    return calls
+
+
+def test_time_chapters_records_each_chapter_and_skips_finished_ones(tmp_path, monkeypatch):
+    out = tmp_path / "times.json"
+    out.write_text(json.dumps({"profile": "gpu", "chapters": []}))  # the older form: replaced
+    chapters = ["01_flow_matching_2d", "04_inside_the_dit"]
+    results = [{"wall_time_s": 10.0, "error": None}, {"wall_time_s": 3.0, "error": "Boom: x"}]
+    calls = _times(tmp_path, monkeypatch, results)
+    argv = ["--profiles", "ci", "--chapters", *chapters, "--out", str(out)]
+    assert time_chapters.main(argv) == 1  # one failed
+    record = json.loads(out.read_text())
+    assert [(r["chapter"], r["error"]) for r in record["runs"]] == [
+        ("01_flow_matching_2d", None),
+        ("04_inside_the_dit", "Boom: x"),
+    ]
+    assert {"commit", "device", "date", "command"} <= set(record["runs"][0])
+    assert record["concurrency"].startswith("one chapter at a time")
+
+    results.append({"wall_time_s": 4.0, "error": None})
+    assert time_chapters.main(argv) == 0
+    assert calls == [*chapters, "04_inside_the_dit"]  # the finished one is skipped
+    record = json.loads(out.read_text())
+    assert [(r["chapter"], r["wall_time_s"]) for r in record["runs"]] == [
+        ("01_flow_matching_2d", 10.0),
+        ("04_inside_the_dit", 4.0),
+    ]
+
+
+def test_time_chapters_refuses_an_unknown_chapter(tmp_path):
+    with pytest.raises(SystemExit):
+        time_chapters.main(["--chapters", "99_nothing", "--out", str(tmp_path / "t.json")])
+
+
+def test_measured_times_render_one_column_per_profile():
+    times = {
+        "device": "NVIDIA H200",
+        "torch": "2",
+        "command": "python scripts/time_chapters.py --profiles gpu small_gpu --out x",
+        "concurrency": time_chapters.ONE_AT_A_TIME,
+        "runs": [
+            {"profile": "gpu", "chapter": "01_flow_matching_2d", "wall_time_s": 125.0,
+             "error": None},
+            {"profile": "small_gpu", "chapter": "01_flow_matching_2d", "wall_time_s": 61.0,
+             "error": None},
+        ],
+    }  # fmt: skip
+    table, note = chapter_costs.times_table(times, ["01_flow_matching_2d", "04_inside_the_dit"])
+    assert "| `small_gpu` on one NVIDIA H200 | `gpu` on one NVIDIA H200 |" in table
+    assert "| 1 min 1 s | 2 min 5 s |" in table
+    assert "| not measured | not measured |" in table and "one chapter at a time" in note
