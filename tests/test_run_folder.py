@@ -266,6 +266,24 @@ def interrupt_at_call(monkeypatch, n: int, how: str) -> None:
     monkeypatch.setattr(ArrayDataset, "batch", batch)
 
 
+@pytest.fixture
+def default_stop_signals():
+    """SIGINT and SIGTERM at Python's defaults for the test. A process started in the background
+    by a non-interactive shell (``make test &``) inherits SIGINT ignored, and training rightly
+    leaves a handler it did not expect alone; these tests are about the default case."""
+    previous = {
+        sig: signal.signal(sig, handler)
+        for sig, handler in (
+            (signal.SIGINT, signal.default_int_handler),
+            (signal.SIGTERM, signal.SIG_DFL),
+        )
+    }
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.usefixtures("default_stop_signals")
 def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, tiny_config, monkeypatch):
     straight = train(tiny_config(steps=20))
     interrupt_at_call(monkeypatch, 7, "signal")
@@ -280,6 +298,7 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(tmp_path, tiny_confi
     assert equal_weights(straight, resumed) and not (tmp_path / LOCK_NAME).exists()
 
 
+@pytest.mark.usefixtures("default_stop_signals")
 def test_sigterm_finishes_the_step_saves_and_resumes_exactly(tmp_path, tiny_config, monkeypatch):
     """SIGTERM, what ``timeout``, a scheduler or ``docker stop`` sends, is answered as Ctrl-C."""
     straight = train(tiny_config(steps=20))
