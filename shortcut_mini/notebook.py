@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from .common import COMMIT_ENV, device_name, git_commit, run_git
 
@@ -330,8 +331,6 @@ def find_repo_file(relpath: str, start: str | os.PathLike | None = None):
     """The committed file or folder ``relpath`` of the book's repository, searched from ``start``
     (the working directory) upwards, as a ``Path``; None where only the package is installed
     (Colab), so a chapter can show committed results where they exist and say so where not."""
-    from pathlib import Path
-
     start = Path(start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / relpath).exists():

@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import make_tiny_config
 
 from shortcut_mini import TrainConfig, train
 from shortcut_mini.capability import (
@@ -137,18 +138,8 @@ def test_components_scale_the_loss_only_in_fp16(precision, scaling):
 
 
 def _tiny(**kw):
-    base = dict(
-        data="checkerboard",
-        model="mlp-small",
-        steps=16,
-        batch_size=32,
-        lr=1e-3,
-        n_data=2000,
-        progress=False,
-        log_every=4,
-        ckpt_every=8,
-    )
-    return TrainConfig(**{**base, **kw})
+    """The shared tiny run at 16 steps with a checkpoint at step 8 (where the resumes start)."""
+    return make_tiny_config(**{"steps": 16, "log_every": 4, "ckpt_every": 8, **kw})
 
 
 @pytest.fixture
