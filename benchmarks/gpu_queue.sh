@@ -8,6 +8,10 @@
 # the folder /tmp/batch/PRESET_PART. The first call starts the queue in its own process session
 # (it survives the call); every call then waits up to WAIT_S seconds for the whole queue and
 # returns each started batch's folder (records, grids, logs; no checkpoints) in $OUT.
+# A line's arguments may hold $(...): it is evaluated when that batch starts, so a batch can take
+# settings chosen from an earlier batch's records (benchmarks/meanflow_choice.py). A line
+# "! NAME command..." runs the command in /tmp/batch/NAME's place (log, rc) instead of a batch,
+# e.g. "! speed PYTHONPATH=. python3 benchmarks/speed.py ... --out /tmp/batch/speed/speed.json".
 WAIT=${1:-540}; QUEUE=${2:?usage: gpu_queue.sh WAIT_S QUEUE_FILE}
 Q=/tmp/batch_queue; mkdir -p $Q /tmp/batch $OUT
 if [ ! -f $Q/started ]; then
@@ -15,6 +19,11 @@ if [ ! -f $Q/started ]; then
   setsid nohup bash -c "
     while read -r part preset args; do
       [ \"\$part\" = - ] && part=
+      if [ \"\$part\" = '!' ]; then
+        W=/tmp/batch/\$preset; mkdir -p \$W; date +%s > \$W/started
+        (eval \"\$args\") > \$W/batch.log 2>&1 < /dev/null; echo \$? > \$W/rc; continue
+      fi
+      args=\$(eval echo \"\$args\" < /dev/null)
       W=/tmp/batch/\$preset\${part:+_\$part}
       OUT=/tmp/batch/unused PART=\$part bash ${BATCH:-benchmarks/gpu_batch.sh} \$preset 0 \$args \
         > /tmp/batch/start_\$preset\${part:+_\$part}.log 2>&1
