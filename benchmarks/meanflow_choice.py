@@ -1,8 +1,8 @@
 """Pick MeanFlow's table1 settings from a finished tuning batch, by a rule stated before the run.
 
-The rule: MeanFlow is a one-step method, so the setting with the lowest 1-step FD (classifier)
-wins; a tie (within 1%) goes to the lower 2-step FD. Prints the winner's settings as runner
-arguments (``--set meanflow_ratio=0.75 ...``) and writes ``meanflow_choice.json`` beside the
+The rule (``shortcut_mini.verdict.best_one_step``): MeanFlow is a one-step method, so the
+setting with the lowest 1-step FD (classifier) wins; a tie (within 1%) goes to the lower 2-step
+FD. Prints the winner's settings as runner arguments (``--set meanflow_ratio=0.75 ...``) and writes ``meanflow_choice.json`` beside the
 records, so a queued ``table1 --methods meanflow`` batch can take them when it starts
 (benchmarks/gpu_queue.sh evaluates ``$(...)`` in a queue line's arguments)::
 
@@ -15,6 +15,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the queue: no install
+from shortcut_mini.verdict import best_one_step  # noqa: E402
 
 SETTINGS = (
     "meanflow_ratio",
@@ -32,12 +35,6 @@ def fd_at(record: dict, steps: int) -> float:
     raise KeyError(f"{record['method']}: no evaluation at {steps} steps")
 
 
-def choose(records: list[dict]) -> dict:
-    best = min(fd_at(r, 1) for r in records)
-    tied = [r for r in records if fd_at(r, 1) <= 1.01 * best]
-    return min(tied, key=lambda r: fd_at(r, 2))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("batch", type=Path, help="folder of a tuning batch's records")
@@ -46,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"no meanflow_*_seed0.json records in {a.batch}", file=sys.stderr)
         return 1
-    win = choose(records)
+    by_name = {r["method"]: r for r in records}
+    win = by_name[
+        best_one_step({name: {s: fd_at(r, s) for s in (1, 2)} for name, r in by_name.items()})
+    ]
     settings = {k: win["config"][k] for k in SETTINGS}
     table = {r["method"]: {s: fd_at(r, s) for s in (1, 2, 4, 128)} for r in records}
     choice = dict(

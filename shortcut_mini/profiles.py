@@ -487,6 +487,9 @@ PRESETS: dict[str, dict] = {
         methods=_TABLE1_ROWS,
         seeds=(0,),
         method_seeds=_TABLE1_SEEDS,
+        # MeanFlow trains with TrainConfig's defaults (the paper's ImageNet settings): the tuning
+        # preset's sweep chose them by a rule stated before it ran (lowest 1-step FD), see
+        # benchmarks/results/tuning_2026-12-03b/meanflow_choice.json
         method_config={  # reflow makes 60,000 pairs (the training set's size)
             "shortcut_16k": dict(method="shortcut", steps=16_000),  # teacher's + student's images
         },
@@ -501,7 +504,7 @@ PRESETS: dict[str, dict] = {
             "diffusion 125 s, consistency training 165 s, live reflow 167 s, consistency "
             "distillation 170 s, progressive distillation 199 s, reflow 250 s (its pairs "
             "included); the part of flow matching seeds 0 and 1 with the three students 23 min "
-            "with the classifier. Not measured yet: shortcut_16k and MeanFlow."
+            "with the classifier; MeanFlow 149-170 s. Not measured yet: shortcut_16k."
         ),
     ),
     "tuning": dict(
@@ -515,7 +518,11 @@ PRESETS: dict[str, dict] = {
         method_config=_TUNING_ROWS,
         eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
-        cost="not run yet (no timings measured); 6 runs of 8,000 steps x 256 = 2.05M images each",
+        cost=(
+            "6 runs of 8,000 steps x 256 = 2.05M images each. Measured on one H200, one run at a "
+            "time (2026-12-03): each MeanFlow row 149-189 s with evaluation, the three 8.6 min "
+            "with the classifier. Not measured yet: the shortcut rows."
+        ),
     ),
     "fashion_mnist": dict(
         description="mini-scale reproduction on Fashion-MNIST 28x28, FD (classifier), one GPU",

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 
 from .notebook import plural, word_list
 
-__all__ = ["DISTILLED", "NEAR", "SINGLE_PHASE", "Verdict", "table1_verdict"]
+__all__ = [
+    "DISTILLED",
+    "NEAR",
+    "ONE_STEP_TIE",
+    "SINGLE_PHASE",
+    "Verdict",
+    "best_one_step",
+    "table1_verdict",
+]
 
 SINGLE_PHASE = ("diffusion", "flow_matching", "consistency_training", "live_reflow")
 """The paper's baselines trained in one run."""
@@ -25,6 +33,21 @@ DISTILLED = ("progressive_distillation", "consistency_distillation", "reflow")
 """The paper's baselines that distil a finished flow-matching run (a second training run)."""
 NEAR = 1.25
 """Shortcut is "near" a method when its distance is at most this factor times the method's."""
+ONE_STEP_TIE = 1.01
+"""Settings whose 1-step distances are within this factor of the best tie (:func:`best_one_step`)."""
+
+
+def best_one_step(distance: Mapping[str, Mapping[int, float]]) -> str:
+    """The setting of a sweep with the lowest 1-step distance; among settings within
+    :data:`ONE_STEP_TIE` of it, the one with the lowest 2-step distance.
+
+    The rule by which the ``tuning`` preset chooses MeanFlow's settings (a one-step method is
+    judged at one step), stated before the sweep ran."""
+    if not distance:
+        raise ValueError("best_one_step: no settings to choose from")
+    best = min(row[1] for row in distance.values())
+    tied = [name for name, row in distance.items() if row[1] <= ONE_STEP_TIE * best]
+    return min(tied, key=lambda name: distance[name][2])
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shortcut_mini.verdict import table1_verdict
+from shortcut_mini.verdict import best_one_step, table1_verdict
 
 
 def table(**rows):
@@ -48,3 +48,19 @@ def test_equal_compute_row_and_meanflow():
 def test_no_shortcut_row_is_an_error():
     with pytest.raises(ValueError, match="no 'shortcut' row"):
         table1_verdict(table(flow_matching=(1, 1)))
+
+
+def test_best_one_step_takes_the_lowest_one_step_distance():
+    sweep = {"a": {1: 200.0, 2: 120.0}, "b": {1: 190.0, 2: 130.0}, "c": {1: 250.0, 2: 90.0}}
+    assert best_one_step(sweep) == "b"
+
+
+def test_best_one_step_breaks_a_tie_by_two_steps():
+    # within 1% at one step: the lower 2-step distance wins; just outside it, one step decides
+    assert best_one_step({"a": {1: 100.0, 2: 80.0}, "b": {1: 100.9, 2: 70.0}}) == "b"
+    assert best_one_step({"a": {1: 100.0, 2: 80.0}, "b": {1: 101.1, 2: 70.0}}) == "a"
+
+
+def test_best_one_step_of_nothing_is_an_error():
+    with pytest.raises(ValueError, match="no settings"):
+        best_one_step({})
