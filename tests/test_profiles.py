@@ -101,7 +101,7 @@ def test_the_notebooks_know_the_registrys_profiles(monkeypatch):
     assert notebook.choose_profile("small_gpu")[0] == "small_gpu"
 
 
-CHECKED = ("ci", "cpu")  # their checks pass at their sizes: ci in the notebook tests, cpu in the book
+CHECKED = ("ci", "cpu")  # checks pass at these sizes: ci in the notebook tests, cpu in the book
 LOWER_BOUNDS = ("fm_over_shortcut_1step",)  # bounds named neither *_max nor *_min
 TRAINED_BY = {"img_collapse_max": "img_steps", "min_clf_accuracy": "clf_epochs"}  # else "steps"
 
