@@ -344,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_per_op": {name: h200_seconds_per_op(name) for name in sorted(PROFILES)},
             "source": (
                 "book/results/chapter_times_gpu.json (commit f0ab0df, seven chapters at once on "
-                "one H200: upper bounds) divided by this script's operators for those sizes: "
+                "one H200: upper bounds) over the operators counted here for those sizes: "
                 + ", ".join(
-                    f"{name[:2]} {t:.1f} s / {n / 1e6:.2f} M = {t / n * 1e6:.1f} us"
+                    f"chapter {int(name[:2])} {t:.1f} s / {n / 1e6:.2f} M = {t / n * 1e6:.1f} µs"
                     for name, (t, n) in CONCURRENT_H200.items()
                 )
                 + f"; chapter 4 (no training) {H200_FIXED_SECONDS} s, added to every chapter"
