@@ -13,13 +13,14 @@
 #      `python scripts/chapter_costs.py` for the page. On the same warm machine, small_gpu's runs
 #      join gpu's in one record; on a fresh one, copy the fetched record to
 #      .carry/chapter_times_gpu.json and carry it too.
-# Expected duration (device time), from the counted operators (book/results/chapter_flops.json)
-# at the rate measured when seven chapters ran at once on one H200 (17.5 us per counted operator
-# for the 2D chapters, 25.6 for chapter 5, plus 21 s per chapter: see scripts/flop_count.py),
-# an upper bound for one chapter at a time: `gpu` at most about 13 min for the eight chapters
-# (2 calls); `small_gpu` at most about 26 min (3 calls), so both do not fit one session's 30
-# minutes unless the chapters run faster alone than together: time `gpu` first, and `small_gpu`
-# with what is left (the script resumes where a call stopped, skipping recorded chapters).
+# Expected duration (device time): the sum of the chapters' modelled H200 times in
+# book/results/chapter_flops.json (21 s each plus the counted operators at the seconds per
+# operator measured when seven chapters ran at once on one H200: 17.5 us for the 2D chapters,
+# 25.6 for chapter 5; scripts/flop_count.py), an upper bound for one chapter at a time: `gpu`
+# at most 758 s (12.6 min, 2 calls of 540 s) for the eight chapters, `small_gpu` at most 1,574 s
+# (26 min, 3 calls), plus a minute or two to start the machine. Both do not fit one session's
+# 30 minutes unless the chapters run faster alone than together: time `gpu` first, and
+# `small_gpu` with what is left (the script resumes where a call stopped).
 #
 #   SHORTCUT_MINI_COMMIT=<sha> SHORTCUT_MINI_DIRTY=<0|1> bash benchmarks/chapter_times.sh [WAIT_S] \
 #     [PROFILES...]
