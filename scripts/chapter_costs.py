@@ -38,11 +38,19 @@ def _seconds(s: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
-def work_table(flops: dict) -> str:
+def share(work: dict, profile: str, flops: dict) -> float:
+    """The share of its profile's budget a chapter's work takes: ``small_gpu`` the T4 budget
+    (the larger of the FLOP and operator shares), ``gpu`` the H200 budget (modelled seconds)."""
+    if profile == flops.get("gpu_budget", {}).get("profile"):
+        return work["modelled_h200_s"] / flops["gpu_budget"]["chapter_seconds"]
     budget = flops["budget"]
+    return max(work["flops"] / budget["flops"], work["ops"] / budget["ops"])
+
+
+def work_table(flops: dict) -> str:
     lines = [
         "| chapter | profile | training runs | training steps | TFLOP | million operators "
-        "| share of the budget |",
+        "| share of its budget |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for chapter, by_profile in sorted(flops["chapters"].items()):
@@ -50,10 +58,10 @@ def work_table(flops: dict) -> str:
             w = by_profile.get(profile)
             if w is None:
                 continue
-            share = max(w["flops"] / budget["flops"], w["ops"] / budget["ops"])
             lines.append(
                 f"| {_link(chapter)} | `{profile}` | {w['train_runs']:,} | {w['train_steps']:,} | "
-                f"{w['flops'] / 1e12:,.1f} | {w['ops'] / 1e6:,.1f} | {share:.0%} |"
+                f"{w['flops'] / 1e12:,.1f} | {w['ops'] / 1e6:,.1f} | "
+                f"{share(w, profile, flops):.0%} |"
             )
     return "\n".join(lines)
 
@@ -62,17 +70,32 @@ def budget_text(flops: dict) -> str:
     b = flops["budget"]
     rate = b["t4_fp16_peak_tflops"] * b["assumed_utilisation"]
     return (
-        f"The budget of a chapter is {b['chapter_seconds'] / 60:.0f} minutes on a T4. In FLOPs: "
+        f"The `small_gpu` budget of a chapter is {b['chapter_seconds'] / 60:.0f} minutes on a T4. "
+        "In FLOPs: "
         f"the T4's published fp16 tensor-core peak of {b['t4_fp16_peak_tflops']:.0f} TFLOP/s, of "
         f"which {b['assumed_utilisation']:.0%} is assumed reached by matrices this small, gives "
         f"{rate:.1f} TFLOP/s and {b['flops'] / 1e15:.1f} PFLOP per chapter. In operators (each "
         f"one or more kernel launches, which is what bounds networks this small): "
         f"{b['assumed_seconds_per_op'] * 1e6:.0f} µs each on Colab's two-core host is assumed, "
         f"{b['ops'] / 1e6:.0f} million per chapter; the one anchor is measured: "
-        f"{b['anchor']}. *Share of the budget* is the larger of the two shares. These are "
+        f"{b['anchor']}. Its *share of the budget* is the larger of the two shares. These are "
         "assumptions, not measurements: no T4 was available to this project, and no T4 time "
-        f"is given here. Counted at commit `{flops['commit'][:7]}` with "
+        f"is given here. {gpu_budget_text(flops)}Counted at commit `{flops['commit'][:7]}` with "
         f"`{flops['command'].strip()}` on the CPU ({flops['wall_time_s']:.0f} s)."
+    )
+
+
+def gpu_budget_text(flops: dict) -> str:
+    g = flops.get("gpu_budget")
+    if g is None:
+        return ""
+    return (
+        f"The `gpu` budget is {g['chapter_seconds']:.0f} s on an H200, 2/3 of the aim of "
+        f"{g['aim_seconds'] / 60:.0f} minutes, in operators: at these sizes a step costs about "
+        "the same at any batch, so the large GPU's sizes train a larger batch, not more steps. "
+        f"A chapter's time there is modelled as {g['fixed_seconds']:.0f} s plus its operators "
+        "times the seconds per operator measured on an H200: a model and an upper bound (seven "
+        f"chapters shared the GPU), not a measurement. The rates: {g['source']}. "
     )
 
 

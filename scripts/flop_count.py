@@ -26,6 +26,17 @@ Two numbers per chapter, because the chapters' networks are small:
   on a fast host.
 
 Both budgets are assumptions stated here, not measurements: no T4 was available to this project.
+
+The ``gpu`` profile has its own budget, in seconds on an H200, from what was measured there: the
+chapters' wall times when all seven ran at once on one H200 (``CONCURRENT_H200``, from
+``book/results/chapter_times_gpu.json``) divided by the operators this script counted for the
+same profile (the ``gpu`` sizes of that commit). Chapters 1 and 2 (2D MLPs and an 8x8 DiT) give
+17.2 and 17.5 us per operator, chapter 5 (a 16x16 DiT, its classifier and FD features
+uncounted here) 25.6, chapter 7 (the reproduction runner) its own; chapter 4, which trains
+nothing, took 21 s, added to every chapter. A chapter not measured there takes the largest rate
+of the 2D chapters. Each is an upper bound for a chapter run alone (seven shared the GPU), and a
+chapter's modelled time ``21 s + operators x rate`` must stay under 120 s, 2/3 of the aim of
+3 minutes.
 The record (JSON) holds the counts per chapter and profile with the settings they were counted
 at, the assumptions, the command, the commit and the device; ``scripts/chapter_costs.py`` renders
 it (with the H200 times measured by ``scripts/time_chapters.py``) for the setup page.
@@ -55,6 +66,7 @@ from shortcut_mini import TrainConfig, sample, train  # noqa: E402
 from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
 from shortcut_mini.levels import DEFAULT_BUDGETS  # noqa: E402
 from shortcut_mini.objectives import OBJECTIVES  # noqa: E402
+from shortcut_mini.objectives.reflow_pairs import CHUNK as PAIRS_CHUNK  # noqa: E402
 from shortcut_mini.profiles import PROFILES, settings  # noqa: E402
 
 T4_FP16_PEAK_TFLOPS = 65.0
@@ -67,6 +79,19 @@ CHAPTER_SECONDS = 600.0
 """The aim: a chapter finishes in about 10 minutes on a T4."""
 FLOP_BUDGET = CHAPTER_SECONDS * T4_FP16_PEAK_TFLOPS * 1e12 * ASSUMED_UTILISATION
 OP_BUDGET = CHAPTER_SECONDS / ASSUMED_SECONDS_PER_OP
+CONCURRENT_H200 = {  # chapter: (seconds, operators counted for its gpu profile of commit f0ab0df)
+    "01_flow_matching_2d": (247.3, 14_395_433),
+    "02_why_few_steps_fail": (481.5, 27_558_402),
+    "05_shortcut_on_images": (488.5, 19_095_666),
+    "07_reproducing_the_paper": (39.3, 318_974),
+}
+"""Wall times of book/results/chapter_times_gpu.json (seven chapters at once on one H200, commit
+f0ab0df) and the operators this script counted for those profiles (commit fd26b4e, the same
+sizes); chapter 4 (no training) took ``H200_FIXED_SECONDS``."""
+H200_FIXED_SECONDS = 21.3
+H200_2D_CHAPTERS = ("01_flow_matching_2d", "02_why_few_steps_fail")
+H200_AIM_SECONDS = 180.0
+H200_BUDGET_SECONDS = 120.0  # 2/3 of the aim: the margin for what the count leaves out
 SAMPLE_BATCH = 1024  # sample's and evaluate's default batch size
 SHORT, LONG = 2, 4  # the two run lengths whose difference is one step's work (x 2)
 STAGED = {"progressive_distillation": (8, 16)}  # needs a step per stage (7)
@@ -119,6 +144,21 @@ class Work:
             "train_steps": self.train_steps,
             "items": self.items,
         }
+
+
+def h200_seconds_per_op(name: str) -> float:
+    """Seconds per counted operator on an H200 for chapter ``name``: its own measured rate, or
+    the largest of the 2D chapters' (an upper bound: seven chapters shared the GPU)."""
+    if name in CONCURRENT_H200:
+        seconds, ops = CONCURRENT_H200[name]
+        return seconds / ops
+    return max(CONCURRENT_H200[c][0] / CONCURRENT_H200[c][1] for c in H200_2D_CHAPTERS)
+
+
+def modelled_h200_seconds(work: dict, name: str) -> float:
+    """The ``gpu`` budget's model of a chapter's time on an H200 (an upper bound from measured
+    rates, not a measurement)."""
+    return H200_FIXED_SECONDS + work["ops"] * h200_seconds_per_op(name)
 
 
 def modelled_seconds(work: dict, budget: dict) -> float:
@@ -178,11 +218,13 @@ class Counter:
         """Add one training run of ``cfg`` and its sampling calls ``[(n, steps), ...]`` (steps:
         the network evaluations per sample, summed over the budgets a call sweeps)."""
         m = self.measure(cfg)
-        setup_scale = 1.0
-        if m["pairs_counted"]:
-            setup_scale = (cfg.reflow_pairs or cfg.n_data or 0) / m["pairs_counted"]
-        work.flops_train += m["step_flops"] * cfg.steps + m["setup_flops"] * setup_scale
-        work.ops += m["step_ops"] * cfg.steps + m["setup_ops"] * setup_scale
+        flops_scale = ops_scale = 1.0
+        if m["pairs_counted"]:  # the teacher's pairs: FLOPs by pairs, operators by chunks
+            pairs = cfg.reflow_pairs or cfg.n_data or 0
+            flops_scale = pairs / m["pairs_counted"]
+            ops_scale = math.ceil(pairs / PAIRS_CHUNK) / math.ceil(m["pairs_counted"] / PAIRS_CHUNK)
+        work.flops_train += m["step_flops"] * cfg.steps + m["setup_flops"] * flops_scale
+        work.ops += m["step_ops"] * cfg.steps + m["setup_ops"] * ops_scale
         work.train_steps += cfg.steps
         work.runs += 1
         for n, evals in samples:
@@ -293,6 +335,23 @@ def main(argv: list[str] | None = None) -> int:
                 "H200 shared by seven chapters (book/results/chapter_times_gpu.json)"
             ),
         },
+        "gpu_budget": {
+            "profile": "gpu",
+            "device": "NVIDIA H200",
+            "aim_seconds": H200_AIM_SECONDS,
+            "chapter_seconds": H200_BUDGET_SECONDS,
+            "fixed_seconds": H200_FIXED_SECONDS,
+            "seconds_per_op": {name: h200_seconds_per_op(name) for name in sorted(PROFILES)},
+            "source": (
+                "book/results/chapter_times_gpu.json (commit f0ab0df, seven chapters at once on "
+                "one H200: upper bounds) over the operators counted here for those sizes: "
+                + ", ".join(
+                    f"chapter {int(name[:2])} {t:.1f} s / {n / 1e6:.2f} M = {t / n * 1e6:.1f} µs"
+                    for name, (t, n) in CONCURRENT_H200.items()
+                )
+                + f"; chapter 4 (no training) {H200_FIXED_SECONDS} s, added to every chapter"
+            ),
+        },
         "chapters": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -302,12 +361,14 @@ def main(argv: list[str] | None = None) -> int:
             for profile in args.profiles:
                 work = count_chapter(name, profile, counter).as_dict()
                 work["settings"] = jsonable(vars(settings(name, profile)))
+                work["modelled_h200_s"] = round(modelled_h200_seconds(work, name), 1)
                 record["chapters"][name][profile] = work
                 print(
                     f"{name} [{profile}]: {work['flops'] / 1e12:,.2f} TFLOP "
                     f"({work['flops'] / FLOP_BUDGET:.1%} of the budget), "
                     f"{work['ops'] / 1e6:,.2f} M ops ({work['ops'] / OP_BUDGET:.0%}), "
-                    f"modelled {modelled_seconds(work, record['budget']):.0f} s on a T4",
+                    f"modelled {modelled_seconds(work, record['budget']):.0f} s on a T4, "
+                    f"at most {work['modelled_h200_s']:.0f} s on an H200",
                     flush=True,
                 )
             record["wall_time_s"] = round(time.time() - start, 1)

@@ -8,10 +8,10 @@ small-GPU one)::
 Each chapter runs top to bottom in a fresh kernel (nbclient), exactly as the book build runs it,
 with ``$SHORTCUT_MINI_PROFILE`` set, and only one chapter runs at a time. After each chapter the
 record is rewritten (atomically) with one entry per (profile, chapter): the wall time, the error
-if it failed, the date, the commit, the device and the command. Run again with the same ``--out``,
-it skips every (profile, chapter) that already has an entry without error and runs the rest
-(``--again`` runs those too), so that a run cut short continues where it stopped. The exit code is
-1 if any chapter failed.
+if it failed, the date, the commit (and whether the tree was dirty), the device and the command.
+Run again with the same ``--out``, it skips every (profile, chapter) that already has an entry
+without error and runs the rest (``--again`` runs those too), so that a run cut short continues
+where it stopped. The exit code is 1 if any chapter failed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from shortcut_mini.common import atomic_write_json, device_name, git_commit  # noqa: E402
 from shortcut_mini.notebook import PROFILES  # noqa: E402
+from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 
 ONE_AT_A_TIME = "one chapter at a time, each in a fresh kernel, nothing else on the device"
 
@@ -81,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p.add_argument("--again", action="store_true", help="also rerun chapters already recorded")
     args = p.parse_args(argv)
+    try:
+        import nbclient  # noqa: F401
+        import nbformat  # noqa: F401
+    except ImportError as e:
+        p.error(
+            f"{e}: the chapters run in Jupyter kernels (nbclient, nbformat, ipykernel); install "
+            "them (pip install nbclient nbformat ipykernel; on the lent GPU: the wheels of "
+            "benchmarks/notebook_wheels.sh, as benchmarks/chapter_times.sh installs them)"
+        )
     import torch
 
     chapters = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -93,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     record = load_record(out)
     command = "python scripts/time_chapters.py " + " ".join(argv or sys.argv[1:])
     commit = git_commit(ROOT)  # $SHORTCUT_MINI_COMMIT where the copy has no repository
+    dirty = git_dirty(ROOT)  # $SHORTCUT_MINI_DIRTY there; None if unknown
     device = device_name()
     record.update(device=device, torch=torch.__version__, commit=commit, command=command)
     failed = False
@@ -110,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(
                 date=datetime.date.today().isoformat(),
                 commit=commit,
+                dirty=dirty,
                 device=device,
                 command=command,
             )

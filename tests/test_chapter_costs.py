@@ -53,12 +53,30 @@ def test_the_committed_counts_are_of_the_profiles_as_they_are(name):
         assert work["settings"] == now, (name, profile, "rerun scripts/flop_count.py")
 
 
-def test_the_small_gpu_profile_fits_the_budget_and_gpu_does_more():
-    budget = FLOPS["budget"]
+def test_each_gpu_profile_fits_its_budget_and_the_large_one_does_more_work():
+    """small_gpu: the T4 budget (FLOPs and operators); gpu: the H200 budget (operators at the
+    rate measured there); gpu does at least small_gpu's FLOPs (a larger batch, fewer steps)."""
+    budget, gpu_budget = FLOPS["budget"], FLOPS["gpu_budget"]
     for name, by_profile in FLOPS["chapters"].items():
         small, large = by_profile["small_gpu"], by_profile["gpu"]
         assert small["flops"] <= budget["flops"] and small["ops"] <= budget["ops"], name
-        assert small["ops"] <= large["ops"] and small["flops"] <= large["flops"], name
+        assert large["modelled_h200_s"] <= gpu_budget["chapter_seconds"], name
+        assert small["flops"] <= large["flops"], name
+
+
+def test_the_h200_model_is_the_measured_rate_times_the_counted_operators():
+    seconds, ops = flop_count.CONCURRENT_H200["01_flow_matching_2d"]
+    assert flop_count.h200_seconds_per_op("01_flow_matching_2d") == seconds / ops
+    rate_2d = max(flop_count.h200_seconds_per_op(c) for c in flop_count.H200_2D_CHAPTERS)
+    assert flop_count.h200_seconds_per_op("08_few_step_methods") == rate_2d
+    work = {"ops": 1_000_000}
+    assert flop_count.modelled_h200_seconds(work, "08_few_step_methods") == pytest.approx(
+        flop_count.H200_FIXED_SECONDS + 1e6 * rate_2d
+    )
+    for name, by_profile in FLOPS["chapters"].items():
+        for work in by_profile.values():
+            modelled = flop_count.modelled_h200_seconds(work, name)
+            assert work["modelled_h200_s"] == pytest.approx(modelled, abs=0.05), name
 
 
 def test_the_setup_pages_tables_are_written_from_the_records():
@@ -94,7 +112,7 @@ def test_time_chapters_records_each_chapter_and_skips_finished_ones(tmp_path, mo
         ("01_flow_matching_2d", None),
         ("04_inside_the_dit", "Boom: x"),
     ]
-    assert {"commit", "device", "date", "command"} <= set(record["runs"][0])
+    assert {"commit", "dirty", "device", "date", "command"} <= set(record["runs"][0])
     assert record["concurrency"].startswith("one chapter at a time")
 
     results.append({"wall_time_s": 4.0, "error": None})
@@ -105,6 +123,19 @@ def test_time_chapters_records_each_chapter_and_skips_finished_ones(tmp_path, mo
         ("01_flow_matching_2d", 10.0),
         ("04_inside_the_dit", 4.0),
     ]
+
+
+def test_time_chapters_records_the_commit_and_state_it_is_given(tmp_path, monkeypatch):
+    """On a lent GPU the copy has no repository: the commit and its state come from the
+    environment (benchmarks/chapter_times.sh passes them on)."""
+    out = tmp_path / "times.json"
+    _times(tmp_path, monkeypatch, [{"wall_time_s": 1.0, "error": None}])
+    monkeypatch.setenv("SHORTCUT_MINI_COMMIT", "abc1234")
+    monkeypatch.setenv("SHORTCUT_MINI_DIRTY", "0")
+    argv = ["--profiles", "ci", "--chapters", "04_inside_the_dit", "--out", str(out)]
+    assert time_chapters.main(argv) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert (run["commit"], run["dirty"]) == ("abc1234", False)
 
 
 def test_time_chapters_refuses_an_unknown_chapter(tmp_path):
