@@ -1,7 +1,7 @@
 """shortcut-mini: train, sample and evaluate shortcut models (Frans et al., ICLR 2025).
 
-Every TrainConfig field is a flag of 'train' (--batch-size 64), and --config FILE (YAML or JSON)
-gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
+Every TrainConfig field is a flag of 'train' (--batch-size 64), a setting of the method's own
+is --method-arg NAME=VALUE, and --config FILE (YAML or JSON) gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
 'shortcut-mini names' lists the accepted datasets, methods and models.
 """
 
@@ -33,6 +33,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML or JSON file of TrainConfig fields; flags override it")
     helps = field_help()
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "method_args":
+            _add_method_arg_flag(p, helps[f.name])
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = _default_of(f)
         shown = _shown(default)
@@ -43,6 +46,41 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             )
         else:  # read as the field's type by TrainConfig itself (config_from_args)
             p.add_argument(flag, dest=f.name, default=None, metavar=_metavar(f), help=text)
+
+
+def _add_method_arg_flag(p: argparse.ArgumentParser, meaning: str) -> None:
+    """``--method-arg NAME=VALUE`` (repeatable): one setting of ``TrainConfig.method_args``;
+    the help lists every method's settings (from ``shortcut_mini.method_settings``, no torch)."""
+    from .method_settings import settings_help
+    from .reproduce.arguments import key_value
+
+    text = (
+        f"{meaning} One setting per flag, e.g. --method-arg meanflow_ratio=0.5. Each method's "
+        f"settings (default): {settings_help(_settings_classes())}"
+    )
+    p.add_argument(
+        "--method-arg",
+        dest="method_arg",
+        action="append",
+        type=key_value,
+        default=None,
+        metavar="NAME=VALUE",
+        help=text.replace("%", "%%"),
+    )
+
+
+def _settings_classes() -> list[type]:
+    """The settings dataclass of every method defined so far (built-ins, and plug-ins once
+    their module is imported)."""
+    from .method_settings import MethodSettings
+
+    found, todo = [], [MethodSettings]
+    while todo:
+        cls = todo.pop(0)
+        if cls.method and cls not in found:
+            found.append(cls)
+        todo += cls.__subclasses__()
+    return found
 
 
 def _shown(value) -> str:
@@ -68,6 +106,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     base = read_config_values(args.config) if args.config else {}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.method_arg:  # over the config file's method_args, one setting each
+        base["method_args"] = {**base.get("method_args", {}), **dict(args.method_arg)}
     return TrainConfig.from_strings(flags, base=base)
 
 

@@ -115,9 +115,9 @@ def load_teacher(path, *, student_config, data_info: dict, device) -> Teacher:
     """
     path = Path(path)
     state = _read(path)
-    # The teacher's config is read as the student's is (``TrainConfig.from_dict``): objectives
+    # The teacher's config is read as the student's is (``TrainConfig.from_saved``): objectives
     # lie below the config module, which checks method names against them.
-    cfg = type(student_config).from_dict(state["config"])
+    cfg = type(student_config).from_saved(state["config"])
     _check(path, state, cfg, student_config, data_info)
     ema = network_from_state(cfg, state, "ema", device, frozen=True)
     return Teacher(path, cfg, state["step"], ema, state["model"], state["ema"])

@@ -3,7 +3,8 @@
 A preset names the runs of one reproduction: a base :class:`~shortcut_mini.TrainConfig` (every
 field but ``method`` and ``seed``), the methods and training seeds, the step-budget sweep, and the
 budgets of the sample grid; optionally, per method, its own seeds (``method_seeds``,
-:func:`method_seeds`) and its own config fields (``method_config``). One *run* is a (method, seed)
+:func:`method_seeds`) and its own config fields (``method_config``; the settings of its method
+under ``method_args``). One *run* is a (method, seed)
 pair; its files are named :func:`run_name` (``shortcut_seed0``) inside the batch folder.
 
 A preset may also list a *row* of its own under a label that is not a method's name (for example
@@ -25,6 +26,7 @@ __all__ = [
     "EVAL_KEYS",
     "METRICS",
     "get_preset",
+    "method_settings_overrides",
     "method_seeds",
     "objective_of",
     "preset_runs",
@@ -76,7 +78,14 @@ def run_config(
     of ``method`` (a method or a row's label), the objective (:func:`objective_of`), ``seed``, ``out_dir`` (so an interrupted run resumes from its last
     checkpoint) and ``overrides`` (TrainConfig fields, values or text as ``--set`` gives them,
     read as each field's type; unknown names and bad values raise
-    :class:`~shortcut_mini.ConfigError`)."""
+    :class:`~shortcut_mini.ConfigError`).
+
+    Method settings (``method_args``) merge setting by setting: the preset's, the row's, then
+    those of ``overrides`` (``method_args.NAME`` keys, or a ``method_args`` mapping) that the
+    run's method has; a batch's ``--set method_args.meanflow_ratio=0.5`` reaches its MeanFlow
+    runs and leaves its shortcut runs alone (:func:`method_settings_overrides`)."""
+    from ..objectives import OBJECTIVES
+
     spec = get_preset(preset)
     own = {k: v for k, v in spec.get("method_config", {}).get(method, {}).items() if k != "method"}
     objective = objective_of(spec, method)
@@ -84,10 +93,39 @@ def run_config(
         seed = coerce(seed, int)
     except ValueError:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r} (e.g. -p seed 0)") from None
-    fields = {**spec["config"], **own, **(overrides or {}), "method": objective, "seed": seed}
+    plain, given = method_settings_overrides(overrides or {})
+    if objective in OBJECTIVES:  # (an unknown method: the config names it)
+        others = {n for cls in OBJECTIVES.values() for n in cls.settings.names()}
+        mine = OBJECTIVES[objective].settings.names()
+        given = {k: v for k, v in given.items() if k in mine or k not in others}
+    method_args = {**spec["config"].get("method_args", {}), **own.get("method_args", {}), **given}
+    fields = {**spec["config"], **own, **plain, "method": objective, "seed": seed}
+    if method_args:
+        fields["method_args"] = method_args
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
     return TrainConfig.from_dict(fields)
+
+
+def method_settings_overrides(overrides: dict) -> tuple[dict, dict]:
+    """``(fields, settings)``: ``overrides`` split into TrainConfig fields and method settings,
+    given as ``method_args.NAME`` (``--set method_args.meanflow_ratio=0.5``) or as a
+    ``method_args`` mapping (or its JSON text)."""
+    fields, settings = {}, {}
+    for key, value in overrides.items():
+        if key == "method_args":
+            try:
+                settings.update(coerce(value, dict))
+            except ValueError:
+                raise ConfigError(
+                    f"TrainConfig.method_args: {value!r} is not a JSON object; give one such as "
+                    '{"meanflow_ratio": 0.5}, or one setting as method_args.meanflow_ratio=0.5'
+                ) from None
+        elif key.startswith("method_args."):
+            settings[key.removeprefix("method_args.")] = value
+        else:
+            fields[key] = value
+    return fields, settings
 
 
 EVAL_KEYS = ("metric", "n", "steps", "seeds")

@@ -245,7 +245,7 @@ class RunDir:
             return None
         try:
             state = load_checkpoint(ckpt)
-            saved = TrainConfig.from_dict(state["config"])
+            saved = TrainConfig.from_saved(state["config"])
         except ConfigError as e:
             raise CheckpointError(
                 f"{ckpt} holds a config this version cannot read ({e}). Train into another "
