@@ -67,6 +67,11 @@ def _add_method_arg_flag(p: argparse.ArgumentParser, meaning: str) -> None:
         metavar="NAME=VALUE",
         help=text.replace("%", "%%"),
     )
+    for cls in _settings_classes():  # the flags these settings had: an error naming the new one
+        for name in cls.names():
+            p.add_argument(
+                "--" + name.replace("_", "-"), dest=f"moved:{name}", help=argparse.SUPPRESS
+            )
 
 
 def _settings_classes() -> list[type]:
@@ -103,6 +108,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     dataclass's field types (:meth:`TrainConfig.from_strings`)."""
     from .config import read_config_values
 
+    from .config import refuse_moved_settings
+
+    moved = {k.removeprefix("moved:"): v for k, v in vars(args).items() if k.startswith("moved:")}
+    refuse_moved_settings({k: v for k, v in moved.items() if v is not None})
     base = read_config_values(args.config) if args.config else {}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}

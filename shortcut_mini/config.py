@@ -55,6 +55,7 @@ __all__ = [
     "names",
     "parse_field",
     "read_config_values",
+    "refuse_moved_settings",
     "upgrade_saved_config",
 ]
 
@@ -239,7 +240,7 @@ class TrainConfig:
         """A config from a mapping of field names to values (text is read as the field's type)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
-        _refuse_moved_settings({k: d[k] for k in unknown})
+        refuse_moved_settings({k: d[k] for k in unknown})
         if unknown:
             raise ConfigError(
                 f"TrainConfig: unknown field(s) {unknown}; valid fields: {sorted(known)}"
@@ -272,7 +273,7 @@ class TrainConfig:
         embedding when this config's embedding is the old method's default and ``changes``
         names none (``TrainConfig().replace(method="meanflow")`` is valid); likewise its
         ``method_args`` are the new method's defaults unless ``changes`` names them."""
-        _refuse_moved_settings({k: v for k, v in changes.items() if k not in _field_types()})
+        refuse_moved_settings({k: v for k, v in changes.items() if k not in _field_types()})
         method = changes.get("method", self.method)
         if method != self.method and "method_args" not in changes:
             changes["method_args"] = {}
@@ -296,7 +297,7 @@ def _refusing_init(init):
 
     @functools.wraps(init)
     def __init__(self, *args, **kwargs):
-        _refuse_moved_settings({k: v for k, v in kwargs.items() if k not in _field_types()})
+        refuse_moved_settings({k: v for k, v in kwargs.items() if k not in _field_types()})
         init(self, *args, **kwargs)
 
     return __init__
@@ -349,7 +350,7 @@ def parse_field(name: str, text: str):
     hints = _field_types()
     name = name.replace("-", "_")
     if name not in hints:
-        _refuse_moved_settings({name: text})
+        refuse_moved_settings({name: text})
         raise ConfigError(f"TrainConfig: unknown field {name!r}; valid fields: {sorted(hints)}")
     return _coerce_field(name, text, hints[name])
 
@@ -590,9 +591,11 @@ def _moved_settings() -> dict[str, list[str]]:
     return out
 
 
-def _refuse_moved_settings(values: dict) -> None:
+def refuse_moved_settings(values: dict) -> None:
     """A :class:`ConfigError` for the first of ``values`` that is a method's setting (once a
     ``TrainConfig`` field), naming how to give it now."""
+    if not values:
+        return
     moved = _moved_settings()
     for name, value in values.items():
         if name in moved:

@@ -94,10 +94,9 @@ def run_config(
     except ValueError:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r} (e.g. -p seed 0)") from None
     plain, given = method_settings_overrides(overrides or {})
-    if objective in OBJECTIVES:  # (an unknown method: the config names it)
-        others = {n for cls in OBJECTIVES.values() for n in cls.settings.names()}
-        mine = OBJECTIVES[objective].settings.names()
-        given = {k: v for k, v in given.items() if k in mine or k not in others}
+    # a batch's setting reaches the runs whose method has it (the batch checks that one has)
+    mine = OBJECTIVES[objective].settings.names() if objective in OBJECTIVES else []
+    given = {k: v for k, v in given.items() if k in mine}
     method_args = {**spec["config"].get("method_args", {}), **own.get("method_args", {}), **given}
     fields = {**spec["config"], **own, **plain, "method": objective, "seed": seed}
     if method_args:
