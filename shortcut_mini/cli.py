@@ -106,9 +106,7 @@ def _metavar(f: dataclasses.Field) -> str:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config of ``train``'s flags over ``--config FILE``: one parser for both, the
     dataclass's field types (:meth:`TrainConfig.from_strings`)."""
-    from .config import read_config_values
-
-    from .config import refuse_moved_settings
+    from .config import read_config_values, refuse_moved_settings
 
     moved = {k.removeprefix("moved:"): v for k, v in vars(args).items() if k.startswith("moved:")}
     refuse_moved_settings({k: v for k, v in moved.items() if v is not None})
