@@ -36,6 +36,7 @@ _MODULE_OF = {
     "TrainingInterrupted": "train",
     "train": "train",
     "register_objective": "objectives",
+    "UserError": "errors",
 }
 
 __all__ = sorted(_MODULE_OF)

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, field_help
+from .config import TrainConfig, field_help
 from .levels import DEFAULT_BUDGETS
 
 __all__ = ["main", "build_parser", "config_from_args"]
@@ -413,29 +413,13 @@ COMMANDS = {
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The package's documented errors that a user can cause (bad settings, a missing data set,
-    a checkpoint that cannot be read, a run of another config in ``out_dir``, a diverging run):
-    the command line prints their message, without a traceback."""
-    from .data import errors as data_errors
-    from .metrics.inception import FeatureWeightsUnavailableError
-    from .objectives.reflow_pairs import ReflowPairsError
-    from .run_store import CheckpointError
-    from .train.lock import RunLockedError
-    from .train.metrics_log import MetricsLogError
-    from .train.trainer import NonFiniteLossError, RunExistsError
+    """The errors that a user can cause (bad settings, a missing data set, a checkpoint that
+    cannot be read, a run of another config in ``out_dir``, a diverging run): every
+    :class:`~shortcut_mini.errors.UserError`, and a ``ValueError`` (a bad argument), whose
+    message the command line prints without a traceback."""
+    from .errors import UserError
 
-    return (
-        ConfigError,  # (and DeviceUnavailableError, a device this machine lacks)
-        ValueError,  # (and OutputPathError, TeacherError, StageIndexError)
-        CheckpointError,
-        RunExistsError,
-        RunLockedError,
-        MetricsLogError,
-        NonFiniteLossError,
-        ReflowPairsError,
-        data_errors.DatasetError,
-        FeatureWeightsUnavailableError,
-    )
+    return (UserError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

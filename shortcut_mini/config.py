@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .fieldtypes import coerce, describe, matches
 from .levels import check_base_steps
 
@@ -90,7 +91,7 @@ _EXAMPLES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is invalid; the message names the field and how to fix it."""
 
 

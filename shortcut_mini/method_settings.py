@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from .errors import UserError
 from .fieldtypes import coerce, describe, matches
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-class SettingError(ValueError):
+class SettingError(UserError, ValueError):
     """A method setting is unknown or invalid; ``name`` is the setting (None: the mapping)."""
 
     def __init__(self, name: str | None, message: str):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..run_store import CheckpointError, load_checkpoint, network_from_state
 
 __all__ = [
@@ -35,7 +36,7 @@ SHAPE_FIELDS = ("model", "model_overrides", "M", "level_embedding", "class_condi
 """Config fields that fix the network's shape and inputs: teacher and student must agree."""
 
 
-class TeacherError(ValueError):
+class TeacherError(UserError, ValueError):
     """The teacher folder is missing, unfinished, or holds a run of another model or data."""
 
 
