@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .data import IMAGE_DATASETS
 from .metrics.frechet import FeatureStats
 
 __all__ = [
@@ -38,8 +39,9 @@ __all__ = [
     "resolve_reference",
 ]
 
-CLASSIFIER_DATASETS = ("mnist", "fashion_mnist", "digits")
-"""Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)")."""
+CLASSIFIER_DATASETS = tuple(n for n, d in IMAGE_DATASETS.items() if d.features == "classifier")
+"""Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)"):
+those whose registry entry says so (``shortcut_mini.data.IMAGE_DATASETS``)."""
 
 POINTS_N = 4096
 """Held-out points of a 2D toy (and samples compared with them), :ref:`the book's design notes <design-evaluation>`."""
