@@ -55,6 +55,7 @@ from .budget_runs import budget_weights, missing_budgets
 from .capability import choose_precision, compile_support
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
+from .metrics.features import FEATURE_KINDS
 from .metrics.frechet import FeatureStats
 from .metrics.on_board import toy2d_on_board
 from .metrics.precision_recall import precision_recall as _precision_recall
@@ -89,12 +90,7 @@ SWD_SEED = 0
 IMAGE_N_CAP = 10_000
 """Default number of image samples: the held-out split's size, at most this."""
 
-_METRIC_NAMES = {
-    "swd": "SWD",
-    "classifier": "FD (classifier)",
-    "inception": "FID",
-    "identity": "FD (pixels)",
-}
+_METRIC_NAMES = {"swd": "SWD", **{k: kind.metric for k, kind in FEATURE_KINDS.items()}}
 
 
 def metric_name(features: str) -> str:

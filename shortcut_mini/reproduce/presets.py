@@ -24,8 +24,8 @@ from ..profiles import PRESETS
 
 __all__ = [
     "EVAL_KEYS",
-    "METRICS",
     "get_preset",
+    "metric_names",
     "method_settings_overrides",
     "method_seeds",
     "objective_of",
@@ -128,7 +128,14 @@ def method_settings_overrides(overrides: dict) -> tuple[dict, dict]:
 
 
 EVAL_KEYS = ("metric", "n", "steps", "seeds")
-METRICS = ("auto", "classifier", "inception", "identity", "points", "pixels")
+
+
+def metric_names() -> tuple[str, ...]:
+    """The evaluation metrics a preset may name: ``auto`` and every feature kind with its
+    aliases (``shortcut_mini.metrics.features.FEATURE_KINDS``)."""
+    from ..metrics.features import FEATURE_KINDS
+
+    return ("auto", *(n for k, e in FEATURE_KINDS.items() for n in (k, *e.aliases)))
 
 
 def eval_settings(preset: str, eval_overrides: dict | None = None, *, M: int | None = None) -> dict:
@@ -148,9 +155,9 @@ def eval_settings(preset: str, eval_overrides: dict | None = None, *, M: int | N
         "steps": _eval_ints("steps", ev["steps"]),
         "seeds": _eval_ints("seeds", ev["seeds"], minimum=0),
     }
-    if out["metric"] not in METRICS:
+    if out["metric"] not in metric_names():
         raise ConfigError(
-            f"evaluation setting metric={out['metric']!r} is unknown; use one of {list(METRICS)}"
+            f"evaluation setting metric={out['metric']!r} is unknown; use one of {list(metric_names())}"
         )
     if M is not None and max(out["steps"]) > M:
         raise ConfigError(
