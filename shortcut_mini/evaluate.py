@@ -68,6 +68,7 @@ from .reference import (
     resolve_features,
     resolve_reference,
 )
+from .tables import markdown_table
 
 __all__ = [
     "CLASSIFIER_DATASETS",
@@ -235,7 +236,7 @@ class EvalTable:
         head += ["on the board"] if board else []
         head += ["precision", "recall"] if pr else []
         head += ["sampling s", "samples/s"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        body = []
         for row in self.rows:
             cells = [row["steps"], row["distance"], row.get("distance_std", float("nan"))]
             cells += (
@@ -248,7 +249,8 @@ class EvalTable:
                 [row.get("precision", float("nan")), row.get("recall", float("nan"))] if pr else []
             )
             cells += [row["sample_seconds"], row["samples_per_second"]]
-            lines.append("| " + " | ".join(_fmt(c, digits) for c in cells) + " |")
+            body.append([_fmt(c, digits) for c in cells])
+        lines = [markdown_table(head, body, align="r")]
         m = self.meta
         caption = (
             f"{self.metric} (lower is better) of {m.get('n', '?')} samples per seed "

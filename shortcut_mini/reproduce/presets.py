@@ -21,6 +21,7 @@ from pathlib import Path
 from ..config import ConfigError, TrainConfig
 from ..fieldtypes import coerce
 from ..profiles import PRESETS
+from ..tables import markdown_table
 
 __all__ = [
     "EVAL_KEYS",
@@ -194,17 +195,17 @@ def preset_table(cost: bool = True) -> str:
     ``cost=False`` leaves out the cost column, whose notes run to several sentences (a page that
     shows the costs in a table of its own uses it).
     """
-    head = "| preset | data | model | steps x batch | lr | methods | seeds | evaluation |"
-    lines = [head + (" cost |" if cost else ""), "|---" * (9 if cost else 8) + "|"]
+    head = ["preset", "data", "model", "steps x batch", "lr", "methods", "seeds", "evaluation"]
+    rows = []
     for name, p in PRESETS.items():
         c, ev = p["config"], p["eval"]
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
-        lines.append(
-            f"| `{name}` | {c['data']} | {model} | {c['steps']:,} x {c['batch_size']} | "
-            f"{c['lr']:g} | {', '.join(p['methods'])} | {_seeds_text(p)} | "
-            f"{ev['metric']}, n={ev['n']:,} |" + (f" {p['cost']} |" if cost else "")
+        rows.append(
+            [f"`{name}`", c["data"], model, f"{c['steps']:,} x {c['batch_size']}", f"{c['lr']:g}"]
+            + [", ".join(p["methods"]), _seeds_text(p), f"{ev['metric']}, n={ev['n']:,}"]
+            + ([p["cost"]] if cost else [])
         )
-    return "\n".join(lines)
+    return markdown_table(head + (["cost"] if cost else []), rows)
 
 
 def _seeds_text(spec: dict) -> str:
