@@ -600,7 +600,7 @@ def refuse_moved_settings(values: dict) -> None:
     moved = _moved_settings()
     for name, value in values.items():
         if name in moved:
-            shown = value if isinstance(value, str) else json.dumps(value)
+            shown = value if isinstance(value, str) else json.dumps(value, default=str)
             _bad(
                 name,
                 f"{name} is a setting of method {' or '.join(map(repr, moved[name]))}, given "
