@@ -358,7 +358,7 @@ def test_two_processes_share_the_pairs_and_the_stages(tmp_path, tiny_config, tea
     _torchrun_train(
         "--method=reflow",
         teacher,
-        "--reflow-pairs=2100",
+        "--method-arg=reflow_pairs=2100",
         "--steps=4",
         f"--out-dir={tmp_path / 'reflow'}",
     )
