@@ -2,7 +2,8 @@
 
 The rule (``shortcut_mini.verdict.best_one_step``): MeanFlow is a one-step method, so the
 setting with the lowest 1-step FD (classifier) wins; a tie (within 1%) goes to the lower 2-step
-FD. Prints the winner's settings as runner arguments (``--set meanflow_ratio=0.75 ...``) and writes ``meanflow_choice.json`` beside the
+FD. Prints the winner's settings as runner arguments (``--set method_args.meanflow_ratio=0.75
+...``) and writes ``meanflow_choice.json`` beside the
 records, so a queued ``table1 --methods meanflow`` batch can take them when it starts
 (benchmarks/gpu_queue.sh evaluates ``$(...)`` in a queue line's arguments)::
 
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     win = by_name[
         best_one_step({name: {s: fd_at(r, s) for s in (1, 2)} for name, r in by_name.items()})
     ]
-    settings = {k: win["config"][k] for k in SETTINGS}
+    # records of either form: the settings in method_args, or as fields (before method_args)
+    config = win["config"]
+    settings = {k: config.get("method_args", {}).get(k, config.get(k)) for k in SETTINGS}
     table = {r["method"]: {s: fd_at(r, s) for s in (1, 2, 4, 128)} for r in records}
     choice = dict(
         rule="lowest 1-step FD; within 1%: lowest 2-step FD",
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         fd=table,
     )
     (a.batch / "meanflow_choice.json").write_text(json.dumps(choice, indent=1) + "\n")
-    print(" ".join(f"--set {k}={v}" for k, v in settings.items()))
+    print(" ".join(f"--set method_args.{k}={v}" for k, v in settings.items()))
     return 0
 
 

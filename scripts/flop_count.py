@@ -184,13 +184,16 @@ class Counter:
 
     def measure(self, cfg: TrainConfig) -> dict:
         """Per-step and setup FLOPs and operators of ``cfg``, and per sampler step of a batch."""
-        key = cfg.replace(steps=LONG * 8, seed=0, n_data=None, reflow_pairs=None).to_dict()
+        no_pairs = {**cfg.method_args, **({"reflow_pairs": None} if cfg.method == "reflow" else {})}
+        key = cfg.replace(steps=LONG * 8, seed=0, n_data=None, method_args=no_pairs).to_dict()
         key = repr(sorted(key.items()))
         if key in self.cache:
             return self.cache[key]
         base = cfg.replace(log_every=0, ckpt_every=0, progress=False, device="cpu")
         if needs_teacher(cfg.method):  # a flow-matching run of the same network, trained here
-            base = base.replace(teacher=self._teacher(base), reflow_pairs=SMALL_PAIRS)
+            base = base.replace(teacher=self._teacher(base))
+        if cfg.method == "reflow":
+            base = base.replace(method_args={"reflow_pairs": SMALL_PAIRS})
         short, long = STAGED.get(cfg.method, (SHORT, LONG))
         n = {}
         for steps in (short, long):
@@ -220,7 +223,7 @@ class Counter:
         m = self.measure(cfg)
         flops_scale = ops_scale = 1.0
         if m["pairs_counted"]:  # the teacher's pairs: FLOPs by pairs, operators by chunks
-            pairs = cfg.reflow_pairs or cfg.n_data or 0
+            pairs = cfg.method_args.get("reflow_pairs") or cfg.n_data or 0
             flops_scale = pairs / m["pairs_counted"]
             ops_scale = math.ceil(pairs / PAIRS_CHUNK) / math.ceil(m["pairs_counted"] / PAIRS_CHUNK)
         work.flops_train += m["step_flops"] * cfg.steps + m["setup_flops"] * flops_scale
@@ -296,8 +299,8 @@ def count_chapter(name: str, profile: str, c: Counter) -> Work:
     elif name == "08_few_step_methods":
         for method in s.methods:
             teacher = "the chapter's flow-matching run" if needs_teacher(method) else None
-            pairs = s.reflow_pairs if method == "reflow" else None  # the notebook's method_settings
-            cfg = _toy(s, method=method, reflow_pairs=pairs, teacher=teacher)
+            own = {"method_args": {"reflow_pairs": s.reflow_pairs}} if method == "reflow" else {}
+            cfg = _toy(s, method=method, teacher=teacher, **own)  # the notebook's method_settings
             c.run(w, cfg, [(s.n_eval, ALL)], method)
         if "meanflow" in s.methods:  # the ratio it tries: a short run, two budgets
             c.run(w, _toy(s, method="meanflow", steps=min(s.steps, 400)), [(s.n_eval, 129)], "try")

@@ -7,6 +7,10 @@ Public API::
     x = sample(run, n=1000, steps=1)
     table = evaluate(run, steps=(1, 2, 4, 128))
 
+A method of your own: an ``Objective`` subclass (``shortcut_mini.objectives.base``), its
+settings a ``MethodSettings`` dataclass (``shortcut_mini.method_settings``), and one call,
+``register_objective(MyObjective)``; ``TrainConfig(method=MyObjective.name)`` then trains it.
+
 The names are imported on first use, so that ``shortcut-mini --help`` does not import torch.
 """
 
@@ -31,6 +35,8 @@ _MODULE_OF = {
     "RunLockedError": "train",
     "TrainingInterrupted": "train",
     "train": "train",
+    "register_objective": "objectives",
+    "UserError": "errors",
 }
 
 __all__ = sorted(_MODULE_OF)

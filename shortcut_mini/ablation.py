@@ -43,6 +43,7 @@ from .config import TrainConfig
 from .data.toy2d import TOY2D
 from .evaluate import swd_metric, sweep
 from .reference import held_out_points
+from .tables import markdown_table
 from .train import train
 
 __all__ = [
@@ -161,7 +162,7 @@ class AblationResult:
         steps = list(self.steps if steps is None else steps)
         name = self.metric if value == "swd" else "on the board"
         head = ["group", "variant"] + [f"{name}, {s} step{'s' * (s > 1)}" for s in steps]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        rows = []
         for row in self.rows(value):
             if group is not None and row["group"] != group:
                 continue
@@ -171,8 +172,8 @@ class AblationResult:
                 cells.append(
                     f"{m:.{digits}f} ± {sd:.{digits}f}" if math.isfinite(sd) else f"{m:.{digits}f}"
                 )
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+            rows.append(cells)
+        return markdown_table(head, rows)
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()

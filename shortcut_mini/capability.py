@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import UserError
+
 __all__ = [
     "BF16_MIN_CAPABILITY",
     "COMPILE_MIN_CAPABILITY",
@@ -60,7 +62,7 @@ CUDAGRAPHS_MIN_CAPABILITY = (8, 0)
 """CUDA graphs (``reduce-overhead``) from this capability on (where they were measured)."""
 
 
-class PrecisionUnavailableError(ValueError):
+class PrecisionUnavailableError(UserError, ValueError):
     """A precision this device cannot run (fp16 autocast off a CUDA GPU) or an unknown name."""
 
 

@@ -1,7 +1,7 @@
 """shortcut-mini: train, sample and evaluate shortcut models (Frans et al., ICLR 2025).
 
-Every TrainConfig field is a flag of 'train' (--batch-size 64), and --config FILE (YAML or JSON)
-gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
+Every TrainConfig field is a flag of 'train' (--batch-size 64), a setting of the method's own
+is --method-arg NAME=VALUE, and --config FILE (YAML or JSON) gives values that flags override. 'shortcut-mini COMMAND --help' lists a command's flags;
 'shortcut-mini names' lists the accepted datasets, methods and models.
 """
 
@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, field_help
+from .config import TrainConfig, field_help
 from .levels import DEFAULT_BUDGETS
 
 __all__ = ["main", "build_parser", "config_from_args"]
@@ -33,6 +33,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML or JSON file of TrainConfig fields; flags override it")
     helps = field_help()
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "method_args":
+            _add_method_arg_flag(p, helps[f.name])
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = _default_of(f)
         shown = _shown(default)
@@ -43,6 +46,46 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             )
         else:  # read as the field's type by TrainConfig itself (config_from_args)
             p.add_argument(flag, dest=f.name, default=None, metavar=_metavar(f), help=text)
+
+
+def _add_method_arg_flag(p: argparse.ArgumentParser, meaning: str) -> None:
+    """``--method-arg NAME=VALUE`` (repeatable): one setting of ``TrainConfig.method_args``;
+    the help lists every method's settings (from ``shortcut_mini.method_settings``, no torch)."""
+    from .method_settings import settings_help
+    from .reproduce.arguments import key_value
+
+    text = (
+        f"{meaning} One setting per flag, e.g. --method-arg meanflow_ratio=0.5. Each method's "
+        f"settings (default): {settings_help(_settings_classes())}"
+    )
+    p.add_argument(
+        "--method-arg",
+        dest="method_arg",
+        action="append",
+        type=key_value,
+        default=None,
+        metavar="NAME=VALUE",
+        help=text.replace("%", "%%"),
+    )
+    for cls in _settings_classes():  # the flags these settings had: an error naming the new one
+        for name in cls.names():
+            p.add_argument(
+                "--" + name.replace("_", "-"), dest=f"moved:{name}", help=argparse.SUPPRESS
+            )
+
+
+def _settings_classes() -> list[type]:
+    """The settings dataclass of every method defined so far (built-ins, and plug-ins once
+    their module is imported)."""
+    from .method_settings import MethodSettings
+
+    found, todo = [], [MethodSettings]
+    while todo:
+        cls = todo.pop(0)
+        if cls.method and cls not in found:
+            found.append(cls)
+        todo += cls.__subclasses__()
+    return found
 
 
 def _shown(value) -> str:
@@ -63,11 +106,15 @@ def _metavar(f: dataclasses.Field) -> str:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config of ``train``'s flags over ``--config FILE``: one parser for both, the
     dataclass's field types (:meth:`TrainConfig.from_strings`)."""
-    from .config import read_config_values
+    from .config import read_config_values, refuse_moved_settings
 
+    moved = {k.removeprefix("moved:"): v for k, v in vars(args).items() if k.startswith("moved:")}
+    refuse_moved_settings({k: v for k, v in moved.items() if v is not None})
     base = read_config_values(args.config) if args.config else {}
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.method_arg:  # over the config file's method_args, one setting each
+        base["method_args"] = {**base.get("method_args", {}), **dict(args.method_arg)}
     return TrainConfig.from_strings(flags, base=base)
 
 
@@ -366,29 +413,13 @@ COMMANDS = {
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The package's documented errors that a user can cause (bad settings, a missing data set,
-    a checkpoint that cannot be read, a run of another config in ``out_dir``, a diverging run):
-    the command line prints their message, without a traceback."""
-    from .data import errors as data_errors
-    from .metrics.inception import FeatureWeightsUnavailableError
-    from .objectives.reflow_pairs import ReflowPairsError
-    from .run_store import CheckpointError
-    from .train.lock import RunLockedError
-    from .train.metrics_log import MetricsLogError
-    from .train.trainer import NonFiniteLossError, RunExistsError
+    """The errors that a user can cause (bad settings, a missing data set, a checkpoint that
+    cannot be read, a run of another config in ``out_dir``, a diverging run): every
+    :class:`~shortcut_mini.errors.UserError`, and a ``ValueError`` (a bad argument), whose
+    message the command line prints without a traceback."""
+    from .errors import UserError
 
-    return (
-        ConfigError,  # (and DeviceUnavailableError, a device this machine lacks)
-        ValueError,  # (and OutputPathError, TeacherError, StageIndexError)
-        CheckpointError,
-        RunExistsError,
-        RunLockedError,
-        MetricsLogError,
-        NonFiniteLossError,
-        ReflowPairsError,
-        data_errors.DatasetError,
-        FeatureWeightsUnavailableError,
-    )
+    return (UserError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,11 +17,16 @@ Accepted names (``shortcut_mini.names()`` prints them):
 - ``t_sampling``: ``grid``, ``uniform``
 - ``level_embedding``: ``learned``, ``sin_level``, ``sin_d``, ``sin_d_unit`` (left out: the method's own, see
   ``shortcut_mini.objectives.level_embedding_choice``)
+- ``method_args``: the settings of the run's method, the fields of its objective's ``settings``
+  dataclass (``shortcut_mini.method_settings``), e.g. ``{"meanflow_ratio": 0.5}`` for
+  ``meanflow``, ``{"reflow_pairs": 60000}`` for ``reflow``
 
 Every value, whatever its source (Python, a YAML or JSON file, a command-line flag, ``reproduce
 --set KEY=VALUE``), is read as its field's declared type by one function
-(``shortcut_mini.fieldtypes.coerce``, via :func:`parse_field`), then checked by
-:meth:`TrainConfig.validate`. This module does not import ``torch``: the name tables it checks
+(``shortcut_mini.fieldtypes.coerce``, via :func:`parse_field`; a method's settings by
+``MethodSettings.read``), then checked by :meth:`TrainConfig.validate`. Configs saved before the
+method settings moved into ``method_args`` (run folders, records) are read by
+:meth:`TrainConfig.from_saved`. This module does not import ``torch``: the name tables it checks
 against are looked up when a config is validated, so ``shortcut-mini --help`` starts at once.
 """
 
@@ -38,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .fieldtypes import coerce, describe, matches
 from .levels import check_base_steps
 
@@ -50,6 +56,8 @@ __all__ = [
     "names",
     "parse_field",
     "read_config_values",
+    "refuse_moved_settings",
+    "upgrade_saved_config",
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -78,12 +86,12 @@ _EXAMPLES = {
     "latent_vae": "stabilityai/sd-vae-ft-ema",
     "model_overrides": '{"depth": 2}',
     "teacher": "runs/flow_matching",
-    "reflow_pairs": 60000,
+    "method_args": '{"meanflow_ratio": 0.5}',
     "level_embedding": "sin_d",
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is invalid; the message names the field and how to fix it."""
 
 
@@ -134,13 +142,9 @@ class TrainConfig:
             ``sin_d`` or ``sin_d_unit``. Left out (None), the method's own: ``learned`` for most
             methods, ``sin_d_unit`` for ``meanflow`` (the step size as a number, with ``t`` and
             ``d`` unscaled; it also accepts ``sin_d``; another choice for it is an error).
-        meanflow_ratio: MeanFlow's share of rows with a jump ``d > 0`` (paper's ImageNet: 0.25).
-        meanflow_t_mean: mean of MeanFlow's logit-normal times (paper's convention, 1 = noise).
-        meanflow_t_std: standard deviation of that logit-normal.
-        meanflow_norm_p: power ``p`` of MeanFlow's adaptive loss weight ``1 / (L + c)^p``.
-        meanflow_norm_eps: the constant ``c`` of that weight.
-        meanflow_kappa: ``k`` of MeanFlow's guided velocity ``w v + k u_c + (1 - w - k) u_null``
-            (the mixing scale of the paper's appendix; 0: its main-text guidance); used when guidance_scale > 0.
+        method_args: the settings that belong to the run's method (the fields of its
+            objective's ``settings`` dataclass), e.g. ``{"meanflow_ratio": 0.5}``; left out,
+            the method's defaults (read back, every setting of the method).
         model_overrides: fields replacing the model preset's (e.g. ``{"depth": 2}``).
         data_root: where downloaded datasets live.
         image_size: resize images to this size.
@@ -163,8 +167,6 @@ class TrainConfig:
         teacher: the run folder of a finished flow-matching run of the same model and data,
             for ``consistency_distillation``, ``progressive_distillation`` and ``reflow`` (the
             student starts from its weights); None for the other methods.
-        reflow_pairs: how many (noise, teacher sample) pairs ``reflow`` generates and trains
-            on (None: as many as the training set has examples).
     """
 
     data: str = "checkerboard"
@@ -189,12 +191,7 @@ class TrainConfig:
     class_dropout: float = 0.1
     guidance_scale: float = 0.0
     level_embedding: str | None = None
-    meanflow_ratio: float = 0.25
-    meanflow_t_mean: float = -0.4
-    meanflow_t_std: float = 1.0
-    meanflow_norm_p: float = 1.0
-    meanflow_norm_eps: float = 0.01
-    meanflow_kappa: float = 0.0
+    method_args: dict = field(default_factory=dict)
     model_overrides: dict = field(default_factory=dict)
     data_root: str | None = None
     image_size: int | None = None
@@ -208,7 +205,6 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     teacher: str | None = None
-    reflow_pairs: int | None = None
 
     def __post_init__(self):
         # One path for every source: text from flags, YAML/JSON values, Python values.
@@ -217,6 +213,8 @@ class TrainConfig:
             setattr(self, f.name, _coerce_field(f.name, getattr(self, f.name), hints[f.name]))
         if self.level_embedding is None:
             self.level_embedding = _method_level_embedding(self.method)
+        if _settings_class(self.method) is not None:  # every setting of the method, read
+            self.method_args = _read_method_args(self.method, self.method_args)
         self.validate()
 
     def validate(self) -> None:
@@ -227,6 +225,7 @@ class TrainConfig:
             if not matches(value, hints[f.name]):
                 _bad(f.name, f"expected {describe(hints[f.name])}, got {value!r}")
         _check_names(self)
+        _read_method_args(self.method, self.method_args)
         _check_numbers(self)
         _check_model_overrides(self.model, self.model_overrides)
 
@@ -234,6 +233,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["method_args"] = dict(self.method_args)
         return d
 
     @classmethod
@@ -241,11 +241,18 @@ class TrainConfig:
         """A config from a mapping of field names to values (text is read as the field's type)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
+        refuse_moved_settings({k: d[k] for k in unknown})
         if unknown:
             raise ConfigError(
                 f"TrainConfig: unknown field(s) {unknown}; valid fields: {sorted(known)}"
             )
         return cls(**d)
+
+    @classmethod
+    def from_saved(cls, d: dict) -> TrainConfig:
+        """The config of a run folder's checkpoint or a record, also one saved before the
+        method settings moved into ``method_args`` (:func:`upgrade_saved_config`)."""
+        return cls.from_dict(upgrade_saved_config(d))
 
     @classmethod
     def from_strings(cls, texts: dict[str, str], base: dict | None = None) -> TrainConfig:
@@ -265,8 +272,12 @@ class TrainConfig:
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes``. A new ``method`` also gets its own default step-size
         embedding when this config's embedding is the old method's default and ``changes``
-        names none (``TrainConfig().replace(method="meanflow")`` is valid)."""
+        names none (``TrainConfig().replace(method="meanflow")`` is valid); likewise its
+        ``method_args`` are the new method's defaults unless ``changes`` names them."""
+        refuse_moved_settings({k: v for k, v in changes.items() if k not in _field_types()})
         method = changes.get("method", self.method)
+        if method != self.method and "method_args" not in changes:
+            changes["method_args"] = {}
         if (
             method != self.method
             and "level_embedding" not in changes
@@ -279,6 +290,21 @@ class TrainConfig:
         """Fields (not in ``ignore``) whose values differ: ``{name: (self, other)}``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b.get(k)) for k in a if k not in ignore and a[k] != b.get(k)}
+
+
+def _refusing_init(init):
+    """``TrainConfig.__init__`` that names ``method_args`` for a setting that moved there
+    (``TrainConfig(meanflow_ratio=0.5)``) instead of a bare ``TypeError``."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        refuse_moved_settings({k: v for k, v in kwargs.items() if k not in _field_types()})
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+TrainConfig.__init__ = _refusing_init(TrainConfig.__init__)
 
 
 def as_train_config(value, what: str = "train()") -> TrainConfig:
@@ -325,6 +351,7 @@ def parse_field(name: str, text: str):
     hints = _field_types()
     name = name.replace("-", "_")
     if name not in hints:
+        refuse_moved_settings({name: text})
         raise ConfigError(f"TrainConfig: unknown field {name!r}; valid fields: {sorted(hints)}")
     return _coerce_field(name, text, hints[name])
 
@@ -480,7 +507,7 @@ def _check_numbers(cfg: TrainConfig) -> None:
     for name in ("steps", "batch_size"):
         if getattr(cfg, name) < 1:
             _bad(name, f"must be a positive integer, got {getattr(cfg, name)!r}")
-    for name in ("image_size", "n_data", "reflow_pairs"):
+    for name in ("image_size", "n_data"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             _bad(name, f"must be a positive integer (or none), got {getattr(cfg, name)!r}")
     for name in ("seed", "log_every", "ckpt_every"):
@@ -491,8 +518,6 @@ def _check_numbers(cfg: TrainConfig) -> None:
     except ValueError as e:
         _bad("M", str(e))
     floats = ("lr", "weight_decay", "ema_decay", "bootstrap_fraction", "class_dropout")
-    floats += ("meanflow_ratio", "meanflow_t_mean", "meanflow_t_std", "meanflow_norm_p")
-    floats += ("meanflow_norm_eps", "meanflow_kappa")
     for name in (*floats, "guidance_scale", "clip"):
         v = getattr(cfg, name)
         if v is not None and not math.isfinite(v):
@@ -505,11 +530,6 @@ def _check_numbers(cfg: TrainConfig) -> None:
         "class_dropout": (0, 1, True, "in [0, 1)"),
         "guidance_scale": (0, math.inf, True, ">= 0 (0: off)"),
         "clip": (0, math.inf, False, "positive (official code: 4), or none for no clamp"),
-        "meanflow_ratio": (0, 1 + 1e-12, True, "in [0, 1] (paper's ImageNet: 0.25)"),
-        "meanflow_t_std": (0, math.inf, False, "positive (paper's ImageNet: 1.0)"),
-        "meanflow_norm_p": (0, math.inf, True, ">= 0 (paper's ImageNet: 1.0; 0: no weighting)"),
-        "meanflow_norm_eps": (0, math.inf, False, "positive (paper's ImageNet: 0.01)"),
-        "meanflow_kappa": (0, 1, True, "in [0, 1) (0: the paper's main-text guidance)"),
     }
     for name, (lo, hi, closed, words) in ranges.items():
         v = getattr(cfg, name)
@@ -523,6 +543,87 @@ def _check_numbers(cfg: TrainConfig) -> None:
             f"progressive_distillation trains log2(M) = {cfg.M.bit_length() - 1} stages: it "
             f"needs steps >= {cfg.M.bit_length() - 1}, got {cfg.steps}",
         )
+
+
+def _settings_class(method: str):
+    """The settings dataclass of ``method``'s objective (None for an unknown method)."""
+    from .method_settings import NoSettings
+    from .objectives import OBJECTIVES
+
+    return getattr(OBJECTIVES[method], "settings", NoSettings) if method in OBJECTIVES else None
+
+
+def _read_method_args(method: str, values) -> dict:
+    """Every setting of ``method`` (its objective's ``settings`` dataclass): ``values`` read as
+    their fields' types and checked, the others at their defaults; :class:`ConfigError` names
+    the bad setting and, for one of another method, that method."""
+    from .method_settings import SettingError
+
+    cls = _settings_class(method)
+    if cls is None:
+        return values
+    try:
+        return cls.read(values).to_dict()
+    except SettingError as e:
+        where = f"method_args.{e.name}" if e.name else "method_args"
+        owners = _moved_settings().get(e.name, [])
+        if e.name not in cls.names() and owners:
+            _bad(
+                where,
+                f"{e.name!r} is a setting of method {' or '.join(map(repr, owners))}, not of "
+                f"{method!r}; valid settings of {method!r}: {cls.names() or 'none'}",
+            )
+        if e.name and e.name not in cls.names():
+            _bad(where, f"method {method!r} has no setting {e.name!r}; its settings: {cls.names()}")
+        _bad(where, str(e))
+
+
+def _moved_settings() -> dict[str, list[str]]:
+    """``{setting: [method, ...]}``: the settings of every registered method (that are not
+    ``TrainConfig`` fields), the names that ``TrainConfig`` refuses with a pointer to
+    ``method_args``."""
+    from .objectives import OBJECTIVES
+
+    out: dict[str, list[str]] = {}
+    for method, cls in OBJECTIVES.items():
+        for name in cls.settings.names():
+            if name not in _field_types():
+                out.setdefault(name, []).append(method)
+    return out
+
+
+def refuse_moved_settings(values: dict) -> None:
+    """A :class:`ConfigError` for the first of ``values`` that is a method's setting (once a
+    ``TrainConfig`` field), naming how to give it now."""
+    if not values:
+        return
+    moved = _moved_settings()
+    for name, value in values.items():
+        if name in moved:
+            shown = value if isinstance(value, str) else json.dumps(value, default=str)
+            _bad(
+                name,
+                f"{name} is a setting of method {' or '.join(map(repr, moved[name]))}, given "
+                f"in method_args: TrainConfig(method={moved[name][0]!r}, "
+                f"method_args={{{name!r}: {shown}}}); command line: --method-arg "
+                f"{name}={shown}; reproduce: --set method_args.{name}={shown}; a config "
+                f"file: 'method_args: {{{name}: {shown}}}'",
+            )
+
+
+def upgrade_saved_config(d: dict) -> dict:
+    """A saved config (a run's checkpoint, a record) in today's form: a method setting saved as
+    a field of its own (``meanflow_ratio``, ``reflow_pairs``: the form before ``method_args``)
+    moves into ``method_args`` for the run's method and is dropped for the others (which did
+    not read it). A config in today's form comes back unchanged."""
+    moved = _moved_settings()
+    old = {k: v for k, v in d.items() if k in moved and k not in _field_types()}
+    if not old:
+        return dict(d)
+    out = {k: v for k, v in d.items() if k not in old}
+    own = {k: v for k, v in old.items() if out.get("method") in moved[k]}
+    out["method_args"] = {**own, **dict(out.get("method_args") or {})}
+    return out
 
 
 def _model_presets() -> dict:

@@ -18,6 +18,7 @@ from .config import TrainConfig
 from .evaluate import evaluate
 from .levels import DEFAULT_BUDGETS
 from .reference import held_out_points
+from .tables import markdown_table
 from .train import train
 
 BUDGETS = DEFAULT_BUDGETS
@@ -40,13 +41,9 @@ def _demo_config(out: Path, data: str, method: str, steps: int, seed: int) -> Tr
 
 
 def _markdown(results: dict, reference: str, steps: int, seed: int) -> str:
-    lines = [
-        "| method | " + " | ".join(f"{n} steps" for n in BUDGETS) + " |",
-        "|---|" + "---|" * len(BUDGETS),
-    ]
-    for method, row in results.items():
-        lines.append(f"| {method} | " + " | ".join(f"{row[n]:.3f}" for n in BUDGETS) + " |")
-    return "\n".join(lines) + (
+    head = ["method", *(f"{n} steps" for n in BUDGETS)]
+    rows = [[method, *(f"{row[n]:.3f}" for n in BUDGETS)] for method, row in results.items()]
+    return markdown_table(head, rows) + (
         f"\n\nSliced Wasserstein-2 distance (lower is better) to {reference}; {steps} "
         f"training steps per method, seed {seed}; sampling noise seed {seed + 1}.\n"
     )

@@ -55,6 +55,7 @@ from .budget_runs import budget_weights, missing_budgets
 from .capability import choose_precision, compile_support
 from .common import atomic_write_bytes
 from .levels import DEFAULT_BUDGETS, dyadic_schedule
+from .metrics.features import FEATURE_KINDS
 from .metrics.frechet import FeatureStats
 from .metrics.on_board import toy2d_on_board
 from .metrics.precision_recall import precision_recall as _precision_recall
@@ -67,6 +68,7 @@ from .reference import (
     resolve_features,
     resolve_reference,
 )
+from .tables import markdown_table
 
 __all__ = [
     "CLASSIFIER_DATASETS",
@@ -89,12 +91,7 @@ SWD_SEED = 0
 IMAGE_N_CAP = 10_000
 """Default number of image samples: the held-out split's size, at most this."""
 
-_METRIC_NAMES = {
-    "swd": "SWD",
-    "classifier": "FD (classifier)",
-    "inception": "FID",
-    "identity": "FD (pixels)",
-}
+_METRIC_NAMES = {"swd": "SWD", **{k: kind.metric for k, kind in FEATURE_KINDS.items()}}
 
 
 def metric_name(features: str) -> str:
@@ -239,7 +236,7 @@ class EvalTable:
         head += ["on the board"] if board else []
         head += ["precision", "recall"] if pr else []
         head += ["sampling s", "samples/s"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+        body = []
         for row in self.rows:
             cells = [row["steps"], row["distance"], row.get("distance_std", float("nan"))]
             cells += (
@@ -252,7 +249,8 @@ class EvalTable:
                 [row.get("precision", float("nan")), row.get("recall", float("nan"))] if pr else []
             )
             cells += [row["sample_seconds"], row["samples_per_second"]]
-            lines.append("| " + " | ".join(_fmt(c, digits) for c in cells) + " |")
+            body.append([_fmt(c, digits) for c in cells])
+        lines = [markdown_table(head, body, align="r")]
         m = self.meta
         caption = (
             f"{self.metric} (lower is better) of {m.get('n', '?')} samples per seed "

@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 __all__ = [
     "OutputPathError",
     "check_output_file",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class OutputPathError(ValueError):
+class OutputPathError(UserError, ValueError):
     """An output path cannot be written; the message names it, the reason and the fix."""
 
 

@@ -354,9 +354,10 @@ PROFILES: dict[str, Chapter] = {
 # seeds, reference split), ``grid`` (sample-grid budgets), ``description`` and ``cost`` (what one
 # run costs, quoted only from measurements, with their source). Optional: ``method_seeds``
 # (``{method: seeds}`` replacing ``seeds`` for that method) and ``method_config`` (``{method:
-# {field: value}}``, TrainConfig fields of that method's runs only, e.g. reflow's
-# ``reflow_pairs``). A method that distils a teacher gets ``teacher=`` the batch's own
-# flow-matching run of its seed (or of seed 0), which the runner trains first.
+# {field: value}}``, TrainConfig fields of that method's runs only; its own settings under
+# ``method_args``, e.g. reflow's ``dict(method_args=dict(reflow_pairs=32))``). A method that
+# distils a teacher gets ``teacher=`` the batch's own flow-matching run of its seed (or of seed
+# 0), which the runner trains first.
 _BUDGETS = DEFAULT_BUDGETS
 _MINI = dict(
     model="dit-mini",  # hidden 256, depth 6, 4 heads, patch 2
@@ -407,27 +408,33 @@ _TABLE1_ROWS = ("flow_matching", "shortcut", "shortcut_16k", *TABLE1_METHODS[2:]
 _TUNING_ROWS = {
     "meanflow_imagenet": dict(
         method="meanflow",
-        meanflow_ratio=0.25,
-        meanflow_t_mean=-0.4,
-        meanflow_t_std=1.0,
-        meanflow_norm_p=1.0,
-        meanflow_norm_eps=0.01,
+        method_args=dict(
+            meanflow_ratio=0.25,
+            meanflow_t_mean=-0.4,
+            meanflow_t_std=1.0,
+            meanflow_norm_p=1.0,
+            meanflow_norm_eps=0.01,
+        ),
     ),
     "meanflow_between": dict(
         method="meanflow",
-        meanflow_ratio=0.5,
-        meanflow_t_mean=-1.2,
-        meanflow_t_std=1.5,
-        meanflow_norm_p=0.875,
-        meanflow_norm_eps=0.003,
+        method_args=dict(
+            meanflow_ratio=0.5,
+            meanflow_t_mean=-1.2,
+            meanflow_t_std=1.5,
+            meanflow_norm_p=0.875,
+            meanflow_norm_eps=0.003,
+        ),
     ),
     "meanflow_cifar10": dict(
         method="meanflow",
-        meanflow_ratio=0.75,
-        meanflow_t_mean=-2.0,
-        meanflow_t_std=2.0,
-        meanflow_norm_p=0.75,
-        meanflow_norm_eps=1e-3,
+        method_args=dict(
+            meanflow_ratio=0.75,
+            meanflow_t_mean=-2.0,
+            meanflow_t_std=2.0,
+            meanflow_norm_p=0.75,
+            meanflow_norm_eps=1e-3,
+        ),
     ),
     "shortcut_k1_8": dict(method="shortcut", bootstrap_fraction=0.125),
     "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),
@@ -477,7 +484,7 @@ PRESETS: dict[str, dict] = {
         seeds=(0,),
         method_seeds=_TABLE1_SEEDS,
         method_config={
-            "reflow": dict(reflow_pairs=32),
+            "reflow": dict(method_args=dict(reflow_pairs=32)),
             "shortcut_16k": dict(method="shortcut", steps=16),
         },
         eval=dict(metric="classifier", n=32, steps=_BUDGETS, seeds=(0,)),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from .data import IMAGE_DATASETS
 from .metrics.frechet import FeatureStats
 
 __all__ = [
@@ -38,8 +39,9 @@ __all__ = [
     "resolve_reference",
 ]
 
-CLASSIFIER_DATASETS = ("mnist", "fashion_mnist", "digits")
-"""Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)")."""
+CLASSIFIER_DATASETS = tuple(n for n, d in IMAGE_DATASETS.items() if d.features == "classifier")
+"""Datasets whose Frechet distance uses the package's classifier features ("FD (classifier)"):
+those whose registry entry says so (``shortcut_mini.data.IMAGE_DATASETS``)."""
 
 POINTS_N = 4096
 """Held-out points of a 2D toy (and samples compared with them), :ref:`the book's design notes <design-evaluation>`."""
@@ -85,22 +87,21 @@ def resolve_features(
     name = run.data_info["name"]
     if kind == "auto":
         kind = "classifier" if name in CLASSIFIER_DATASETS else "inception"
-    from .metrics.features import get_feature_extractor
+    from .metrics.features import FEATURE_KINDS, feature_kind
 
+    try:
+        kind, entry = feature_kind(kind)
+    except ValueError:
+        raise ValueError(
+            f"unknown features {features!r}; use 'auto', "
+            + ", ".join(f"'{k}'" for k in FEATURE_KINDS)
+            + " or a callable"
+        ) from None
     kw = dict(feature_kwargs or {})
-    if kind == "classifier":
-        kw.setdefault("image_size", run.config.image_size)
-        kw.setdefault("device", device)
-        return get_feature_extractor("classifier", name, **kw), kind
-    if kind == "inception":
-        kw.setdefault("device", device)
-        return get_feature_extractor("inception", **kw), kind
-    if kind in ("identity", "points", "pixels"):
-        return get_feature_extractor("identity", **kw), "identity"
-    raise ValueError(
-        f"unknown features {features!r}; use 'auto', 'classifier', 'inception', 'identity' "
-        "or a callable"
-    )
+    defaults = {"image_size": run.config.image_size, "device": device}
+    for setting in entry.takes:
+        kw.setdefault(setting, defaults[setting])
+    return entry.build(name, **kw), kind
 
 
 def extract_features(extractor: Callable, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -110,13 +111,9 @@ def extract_features(extractor: Callable, x: torch.Tensor, batch_size: int) -> t
 
 
 def _feature_cache_key(extractor, kind: str) -> str | None:
-    if kind == "classifier" and getattr(extractor, "cache_path", None) is not None:
-        return Path(extractor.cache_path).stem
-    if kind == "inception":
-        return "inception-v3-compat"
-    if kind == "identity":
-        return "identity"
-    return None
+    from .metrics.features import FEATURE_KINDS
+
+    return FEATURE_KINDS[kind].cache_key(extractor) if kind in FEATURE_KINDS else None
 
 
 def _safe(s: str) -> str:

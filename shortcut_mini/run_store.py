@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .common import atomic_write
+from .errors import UserError
 from .models import build_model
 
 __all__ = [
@@ -37,7 +38,7 @@ CHECKPOINT_FORMAT = "shortcut-mini/checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, corrupt, or belongs to another model."""
 
 

@@ -238,7 +238,7 @@ def test_meanflow_alone_is_a_valid_config_and_brings_its_embedding(tiny_config):
     ):
         tiny_config(method="meanflow", level_embedding="learned")
     with pytest.raises(ConfigError, match="meanflow_ratio"):
-        tiny_config(method="meanflow", meanflow_ratio=1.5)
+        tiny_config(method="meanflow", method_args={"meanflow_ratio": 1.5})
     # replace() gives a new method its own default, and keeps an explicit one
     assert tiny_config().replace(method="meanflow").level_embedding == "sin_d_unit"
     assert cfg.replace(method="flow_matching").level_embedding == "learned"

@@ -103,7 +103,9 @@ def test_a_damaged_or_missing_stage_index_or_student_is_named(pd_run, tmp_path, 
 def test_a_damaged_reflow_cache_mends_itself_or_names_the_folder(
     teacher, tmp_path, tiny_config, capsys
 ):
-    cfg = tiny_config(method="reflow", M=M, teacher=str(teacher), reflow_pairs=100, steps=4)
+    cfg = tiny_config(
+        method="reflow", M=M, teacher=str(teacher), method_args={"reflow_pairs": 100}, steps=4
+    )
     cfg = cfg.replace(out_dir=str(tmp_path / "run"), ckpt_every=2)
     train(cfg)
     cache = tmp_path / "run" / "reflow_pairs"

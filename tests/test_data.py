@@ -391,3 +391,19 @@ def test_failed_celeba_download_removes_its_folder(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError, match="img_align_celeba"):
         load_dataset("celeba64", root=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def test_each_image_dataset_is_one_registry_entry():
+    """One entry per image dataset: its description (the ``DATASETS`` table), its loader and
+    the features of its Frechet distance (``CLASSIFIER_DATASETS`` is derived from them)."""
+    from shortcut_mini.data import IMAGE_DATASETS
+    from shortcut_mini.reference import CLASSIFIER_DATASETS
+
+    assert set(IMAGE_DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "celeba64"}
+    for name, entry in IMAGE_DATASETS.items():
+        assert DATASETS[name] == entry.description
+        assert entry.features in ("classifier", "inception")
+    assert set(CLASSIFIER_DATASETS) == {"digits", "mnist", "fashion_mnist"}
+    x, y, classes = IMAGE_DATASETS["digits"].load(None, False, False, None)
+    assert x.shape == (360, 1, 8, 8) and x.dtype == torch.uint8 and classes == 10
+    assert len(y) == 360

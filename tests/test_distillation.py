@@ -175,7 +175,7 @@ def teacher_dir(tmp_path_factory):
 
 
 def _student(tiny_config, method, **kw):
-    extra = {"reflow_pairs": 300} if method == "reflow" else {}
+    extra = {"method_args": {"reflow_pairs": 300}} if method == "reflow" else {}
     return tiny_config(method=method, M=M, **{**extra, **kw})
 
 
@@ -318,7 +318,7 @@ def test_the_one_step_student_learns_the_teachers_many_step_map(
     noise = torch.randn(512, 2, generator=torch.Generator().manual_seed(9))
     many = sample(teacher, 512, M, noise=noise)
     cfg = _student(tiny_config, method, teacher=str(teacher_dir), steps=200, out_dir=str(tmp_path))
-    train(cfg.replace(reflow_pairs=2000) if method == "reflow" else cfg)
+    train(cfg.replace(method_args={"reflow_pairs": 2000}) if method == "reflow" else cfg)
     student = run_for_budget(tmp_path, 1)
 
     def distance(run):
@@ -358,7 +358,7 @@ def test_two_processes_share_the_pairs_and_the_stages(tmp_path, tiny_config, tea
     _torchrun_train(
         "--method=reflow",
         teacher,
-        "--reflow-pairs=2100",
+        "--method-arg=reflow_pairs=2100",
         "--steps=4",
         f"--out-dir={tmp_path / 'reflow'}",
     )

@@ -135,7 +135,7 @@ def ddp_config(compiled: bool) -> TrainConfig:
         precision="fp32",
         compile=compiled,
         progress=False,
-        **MEANFLOW_SETTINGS["cifar10"],
+        method_args=MEANFLOW_SETTINGS["cifar10"],
     )
 
 

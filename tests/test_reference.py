@@ -59,3 +59,25 @@ def test_precision_recall_needs_reference_features():
         resolve_reference(run, stats, keep_features=True)
     with pytest.raises(ValueError, match="keeps its features"):
         resolve_reference(run, Reference("stats only", stats=stats, n=10), keep_features=True)
+
+
+def test_each_feature_kind_is_one_registry_entry():
+    """One entry per feature kind: its builder, metric, settings and cache key; evaluation, the
+    reproduction runner and the command line all read the names from it."""
+    from shortcut_mini.cli import build_parser
+    from shortcut_mini.evaluate import metric_name
+    from shortcut_mini.metrics.features import FEATURE_KINDS, IdentityFeatures, feature_kind
+    from shortcut_mini.reproduce.presets import metric_names
+
+    assert list(FEATURE_KINDS) == ["classifier", "inception", "identity"]
+    assert metric_names() == ("auto", "classifier", "inception", "identity", "points", "pixels")
+    assert [metric_name(k) for k in FEATURE_KINDS] == ["FD (classifier)", "FID", "FD (pixels)"]
+    for alias in ("points", "pixels", "IDENTITY"):
+        assert feature_kind(alias)[0] == "identity"
+    identity = FEATURE_KINDS["identity"]
+    assert isinstance(identity.build(None), IdentityFeatures)
+    assert identity.cache_key(identity.build(None)) == "identity"
+    with pytest.raises(ValueError, match="unknown feature extractor 'fid'; use classifier"):
+        feature_kind("fid")
+    evaluate_help = build_parser()._subparsers._group_actions[0].choices["evaluate"].format_help()
+    assert all(k in evaluate_help for k in FEATURE_KINDS)

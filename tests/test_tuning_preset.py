@@ -21,11 +21,11 @@ def test_rows_are_the_published_settings_and_shortcut_fractions_at_the_table1_bu
         assert cfg.compile and cfg.compile_mode == "reduce-overhead"
     settings = {
         name.removeprefix("meanflow_"): dict(
-            meanflow_ratio=c.meanflow_ratio,
-            meanflow_t_mean=c.meanflow_t_mean,
-            meanflow_t_std=c.meanflow_t_std,
-            meanflow_norm_p=c.meanflow_norm_p,
-            meanflow_norm_eps=c.meanflow_norm_eps,
+            meanflow_ratio=c.method_args["meanflow_ratio"],
+            meanflow_t_mean=c.method_args["meanflow_t_mean"],
+            meanflow_t_std=c.method_args["meanflow_t_std"],
+            meanflow_norm_p=c.method_args["meanflow_norm_p"],
+            meanflow_norm_eps=c.method_args["meanflow_norm_eps"],
         )
         for name, c in configs.items()
         if c.method == "meanflow"
@@ -49,7 +49,7 @@ def test_two_rows_run_record_and_are_skipped_when_finished(tmp_path):
     records = {r["method"]: r for r in load_records(tmp_path)[0]}
     assert set(records) == set(rows)
     assert records["meanflow_cifar10"]["config"]["method"] == "meanflow"
-    assert records["meanflow_cifar10"]["config"]["meanflow_ratio"] == 0.75
+    assert records["meanflow_cifar10"]["config"]["method_args"]["meanflow_ratio"] == 0.75
     assert records["shortcut_k1_2"]["config"]["bootstrap_fraction"] == 0.5
     again = run_preset("tuning", methods=rows, overrides=tiny, eval_overrides={"n": 16}, **how)
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]

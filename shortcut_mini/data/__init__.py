@@ -9,7 +9,7 @@ from .digits import digits_split_indices, load_digits_arrays
 from .errors import DatasetError, DatasetUnavailableError
 from .image_folder import load_image_folder
 from .paths import DATA_ENV_VAR, default_data_root
-from .registry import DATASETS, load_dataset
+from .registry import DATASETS, IMAGE_DATASETS, ImageDataset, load_dataset
 from .resize import resize_uint8
 from .torchvision_sets import install_debian_fashion_mnist
 from .toy2d import TOY2D, toy2d
@@ -17,10 +17,12 @@ from .toy2d import TOY2D, toy2d
 __all__ = [
     "DATASETS",
     "DATA_ENV_VAR",
+    "IMAGE_DATASETS",
     "TOY2D",
     "ArrayDataset",
     "DatasetError",
     "DatasetUnavailableError",
+    "ImageDataset",
     "default_data_root",
     "digits_split_indices",
     "install_debian_fashion_mnist",

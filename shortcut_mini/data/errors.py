@@ -1,7 +1,9 @@
 """Errors raised when a dataset cannot be loaded."""
 
+from ..errors import UserError
 
-class DatasetError(RuntimeError):
+
+class DatasetError(UserError, RuntimeError):
     """A dataset cannot be loaded; the message names the files concerned and the fix."""
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
+
 __all__ = [
     "INCEPTION_FEATURE_DIM",
     "FeatureWeightsUnavailableError",
@@ -37,7 +39,7 @@ _FALLBACK_URL = (
 )
 
 
-class FeatureWeightsUnavailableError(RuntimeError):
+class FeatureWeightsUnavailableError(UserError, RuntimeError):
     """The pretrained weights of a feature network could not be loaded (e.g. no network)."""
 
 

@@ -17,7 +17,10 @@ name                          class                        paper
 Each class inherits :class:`Objective` (the contract, in ``base``), names its sampler
 (``sampler``, a key of ``shortcut_mini.samplers.SAMPLERS``) and may declare the step-size
 embeddings it can train (``level_embeddings``) and the one it uses when the config names none
-(``default_level_embedding``); see :func:`level_embedding_choice`. The
+(``default_level_embedding``); see :func:`level_embedding_choice`. Settings that only one
+method reads are fields of its ``settings`` dataclass (``shortcut_mini.method_settings``),
+given as ``TrainConfig.method_args``. A method defined outside the package joins the registry
+with one call, :func:`register_objective`. The
 methods that need a teacher (``needs_teacher = True``) distil a finished flow-matching run named by
 ``TrainConfig.teacher``; the hooks the trainer calls on every objective are in ``lifecycle``.
 """
@@ -74,6 +77,7 @@ __all__ = [
     "live_reflow_target",
     "meanflow_target",
     "objective_arguments",
+    "register_objective",
     "regression_loss",
     "self_consistency_target",
 ]
@@ -91,6 +95,45 @@ OBJECTIVES = {
 }
 
 
+def register_objective(cls: type[Objective], *, replace: bool = False) -> type[Objective]:
+    """Add the objective class ``cls`` to :data:`OBJECTIVES` under ``cls.name`` (usable as a
+    class decorator); then ``TrainConfig(method=cls.name)`` trains it, and the API, the command
+    line and the reproduction runner train, resume, sample and evaluate it like any built-in.
+
+    ``cls`` inherits :class:`Objective` and declares ``name`` and ``sampler`` (a key of
+    ``shortcut_mini.samplers.SAMPLERS``); the fields of its ``settings`` dataclass must be
+    keywords of its constructor. A name already registered is refused unless ``replace``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise TypeError(f"register_objective takes an Objective subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(
+            f"{cls.__name__}: set the class attribute 'name' to the method's name (a Python "
+            f"identifier such as 'my_method'), got {name!r}"
+        )
+    if not isinstance(getattr(cls, "sampler", None), str):
+        raise TypeError(
+            f"{cls.__name__}: set the class attribute 'sampler' (a key of "
+            "shortcut_mini.samplers.SAMPLERS, e.g. 'euler')"
+        )
+    keywords = set(inspect.signature(cls).parameters)
+    missing = [f for f in cls.settings.names() if f not in keywords]
+    if missing:
+        raise TypeError(
+            f"{cls.__name__}: the settings {missing} of {cls.settings.__name__} are not keywords "
+            "of its constructor (they would be silently ignored); add them to __init__"
+        )
+    if name in OBJECTIVES and OBJECTIVES[name] is not cls and not replace:
+        raise ValueError(
+            f"an objective named {name!r} is already registered ({OBJECTIVES[name].__name__}); "
+            "give yours another name, or pass replace=True"
+        )
+    level_embedding_choice_of(cls)  # its declared embeddings are consistent
+    OBJECTIVES[name] = cls
+    return cls
+
+
 def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     """``(accepted, default)``: the step-size embeddings ``method`` can train and the one it
     uses when ``TrainConfig.level_embedding`` is left out.
@@ -102,7 +145,11 @@ def level_embedding_choice(method: str) -> tuple[tuple[str, ...], str]:
     """
     if method not in OBJECTIVES:
         raise ValueError(f"unknown method {method!r}; valid names: {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[method]
+    return level_embedding_choice_of(OBJECTIVES[method])
+
+
+def level_embedding_choice_of(cls: type) -> tuple[tuple[str, ...], str]:
+    """:func:`level_embedding_choice` of the objective class ``cls``."""
     accepted = tuple(getattr(cls, "level_embeddings", LEVEL_EMBEDDINGS))
     default = getattr(cls, "default_level_embedding", DEFAULT_LEVEL_EMBEDDING)
     if default not in accepted:

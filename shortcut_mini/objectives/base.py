@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..method_settings import MethodSettings, NoSettings
 from ..models.embeddings import LEVEL_EMBEDDINGS
 from .lifecycle import ObjectiveHooks
 
@@ -73,7 +74,9 @@ class Objective(ObjectiveHooks):
     - ``sampler``: the key of ``shortcut_mini.samplers.SAMPLERS`` that samples its runs;
     - ``needs_teacher``: whether it distils a finished flow-matching run (``TrainConfig.teacher``);
     - ``level_embeddings``: the step-size embeddings it can train (default: every one);
-    - ``default_level_embedding``: the one it trains when the config names none.
+    - ``default_level_embedding``: the one it trains when the config names none;
+    - ``settings``: the dataclass of its own settings (a ``MethodSettings`` subclass, given as
+      ``TrainConfig.method_args``; default: none), whose fields are keywords of its constructor.
 
     ``loss(model, x1, y, *, generator, step, ema_model)`` turns a batch into an
     ``ObjectiveOutput``; the hooks (``setup``, ``on_step``, ``state_dict``,
@@ -86,6 +89,7 @@ class Objective(ObjectiveHooks):
     needs_teacher: bool = False
     level_embeddings: tuple[str, ...] = LEVEL_EMBEDDINGS
     default_level_embedding: str = DEFAULT_LEVEL_EMBEDDING
+    settings: type[MethodSettings] = NoSettings
 
     def loss(
         self,

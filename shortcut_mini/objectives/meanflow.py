@@ -67,6 +67,7 @@ import warnings
 import torch
 from torch import nn
 
+from ..method_settings import MeanFlowSettings
 from ..models.dit import ATTENTION_KERNELS, forward_ad_attention
 from .base import Objective, ObjectiveOutput, TrainingTargets, drop_labels, interpolate
 
@@ -105,7 +106,7 @@ MEANFLOW_SETTINGS = {
         meanflow_norm_eps=1e-3,
     ),
 }
-"""Named MeanFlow settings (``TrainConfig`` fields): the paper's ImageNet run (the defaults:
+"""Named MeanFlow settings (``TrainConfig.method_args`` of a ``meanflow`` run): the paper's ImageNet run (the defaults:
 t and r from LN(-0.4, 1)), its CIFAR-10 run (unconditional and small, like this project's data;
 the official PyTorch code's CIFAR-10 script draws both times from LN(-2, 2)), and one between
 them (the means of the two ratios, time distributions and powers, about the geometric mean of
@@ -296,6 +297,7 @@ class MeanFlow(Objective):
     (DiT's ``1000 t``, ``1000 d``) is accepted to load and compare runs made with it: the
     target's derivative through those features grows without bound."""
     default_level_embedding = "sin_d_unit"
+    settings = MeanFlowSettings
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..common import atomic_write_json
+from ..errors import UserError
 from ..levels import check_base_steps, flow_level
 from ..run_store import CHECKPOINT_NAME, run_state, save_checkpoint
 from .base import (
@@ -80,7 +81,7 @@ def progressive_distillation_target(
     return (v1 + v2) / 2
 
 
-class StageIndexError(ValueError):
+class StageIndexError(UserError, ValueError):
     """``stages/stages.json`` of a progressive-distillation run is missing or damaged."""
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..levels import check_base_steps
+from ..method_settings import ReflowSettings
 from .base import Objective, ObjectiveOutput, regression_loss
 from .flow_matching import T_SAMPLINGS, FlowMatching
 from .lifecycle import ObjectiveContext
@@ -44,6 +45,7 @@ class Reflow(Objective):
     name = "reflow"
     needs_teacher = True
     sampler = "flow"  # every query uses the d = 0 token, as the official code
+    settings = ReflowSettings
 
     def __init__(
         self,

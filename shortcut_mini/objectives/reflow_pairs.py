@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..common import atomic_write_bytes, atomic_write_json
+from ..errors import UserError
 from ..sampling import euler_sample
 
 __all__ = [
@@ -69,7 +70,7 @@ def _chunk_sizes(n: int) -> list[int]:
     return [min(CHUNK, n - c * CHUNK) for c in range(math.ceil(n / CHUNK))]
 
 
-class ReflowPairsError(RuntimeError):
+class ReflowPairsError(UserError, RuntimeError):
     """The pair cache in a run folder is damaged in a way regenerating cannot mend (a folder
     where a file belongs), or a chunk is missing after generation; the message names the path
     and the fix."""

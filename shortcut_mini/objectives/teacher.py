@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..run_store import CheckpointError, load_checkpoint, network_from_state
 
 __all__ = [
@@ -35,7 +36,7 @@ SHAPE_FIELDS = ("model", "model_overrides", "M", "level_embedding", "class_condi
 """Config fields that fix the network's shape and inputs: teacher and student must agree."""
 
 
-class TeacherError(ValueError):
+class TeacherError(UserError, ValueError):
     """The teacher folder is missing, unfinished, or holds a run of another model or data."""
 
 
@@ -115,9 +116,9 @@ def load_teacher(path, *, student_config, data_info: dict, device) -> Teacher:
     """
     path = Path(path)
     state = _read(path)
-    # The teacher's config is read as the student's is (``TrainConfig.from_dict``): objectives
+    # The teacher's config is read as the student's is (``TrainConfig.from_saved``): objectives
     # lie below the config module, which checks method names against them.
-    cfg = type(student_config).from_dict(state["config"])
+    cfg = type(student_config).from_saved(state["config"])
     _check(path, state, cfg, student_config, data_info)
     ema = network_from_state(cfg, state, "ema", device, frozen=True)
     return Teacher(path, cfg, state["step"], ema, state["model"], state["ema"])

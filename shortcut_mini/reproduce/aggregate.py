@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common import atomic_write_bytes
+from ..tables import markdown_table
 from .record import read_record, record_label, record_world_size
 from .schema import RecordError
 
@@ -233,8 +234,7 @@ def to_markdown(summary: Summary, heading_level: int = 0, figure: str | None = N
     steps = summary.steps
     images = ["training images", "teacher images"] if summary.has_teachers else []
     budgets = [f"{s} step{'s' if s > 1 else ''}" for s in steps]
-    lines.append("| " + " | ".join(["method", *images, *budgets]) + " |")
-    lines.append("|---|" + "---:|" * (len(images) + len(steps)))
+    rows = []
     for method, per in summary.rows.items():
         cells = list(images_of(summary, method)) if images else []
         for s in steps:
@@ -244,9 +244,8 @@ def to_markdown(summary: Summary, heading_level: int = 0, figure: str | None = N
             mean, std, k = per[s]
             cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if k > 1 else ""))
         n_seeds = max(k for _, _, k in per.values())
-        lines.append(
-            f"| {method} ({n_seeds} seed{'s' if n_seeds > 1 else ''}) | " + " | ".join(cells) + " |"
-        )
+        rows.append([f"{method} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", *cells])
+    lines.append(markdown_table(["method", *images, *budgets], rows, align="lr"))
     lines += ["", _provenance(recs)]
     if images:
         lines += ["", _images_note(recs)]

@@ -3,7 +3,8 @@
 A preset names the runs of one reproduction: a base :class:`~shortcut_mini.TrainConfig` (every
 field but ``method`` and ``seed``), the methods and training seeds, the step-budget sweep, and the
 budgets of the sample grid; optionally, per method, its own seeds (``method_seeds``,
-:func:`method_seeds`) and its own config fields (``method_config``). One *run* is a (method, seed)
+:func:`method_seeds`) and its own config fields (``method_config``; the settings of its method
+under ``method_args``). One *run* is a (method, seed)
 pair; its files are named :func:`run_name` (``shortcut_seed0``) inside the batch folder.
 
 A preset may also list a *row* of its own under a label that is not a method's name (for example
@@ -20,11 +21,13 @@ from pathlib import Path
 from ..config import ConfigError, TrainConfig
 from ..fieldtypes import coerce
 from ..profiles import PRESETS
+from ..tables import markdown_table
 
 __all__ = [
     "EVAL_KEYS",
-    "METRICS",
     "get_preset",
+    "metric_names",
+    "method_settings_overrides",
     "method_seeds",
     "objective_of",
     "preset_runs",
@@ -76,7 +79,14 @@ def run_config(
     of ``method`` (a method or a row's label), the objective (:func:`objective_of`), ``seed``, ``out_dir`` (so an interrupted run resumes from its last
     checkpoint) and ``overrides`` (TrainConfig fields, values or text as ``--set`` gives them,
     read as each field's type; unknown names and bad values raise
-    :class:`~shortcut_mini.ConfigError`)."""
+    :class:`~shortcut_mini.ConfigError`).
+
+    Method settings (``method_args``) merge setting by setting: the preset's, the row's, then
+    those of ``overrides`` (``method_args.NAME`` keys, or a ``method_args`` mapping) that the
+    run's method has; a batch's ``--set method_args.meanflow_ratio=0.5`` reaches its MeanFlow
+    runs and leaves its shortcut runs alone (:func:`method_settings_overrides`)."""
+    from ..objectives import OBJECTIVES
+
     spec = get_preset(preset)
     own = {k: v for k, v in spec.get("method_config", {}).get(method, {}).items() if k != "method"}
     objective = objective_of(spec, method)
@@ -84,14 +94,49 @@ def run_config(
         seed = coerce(seed, int)
     except ValueError:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r} (e.g. -p seed 0)") from None
-    fields = {**spec["config"], **own, **(overrides or {}), "method": objective, "seed": seed}
+    plain, given = method_settings_overrides(overrides or {})
+    # a batch's setting reaches the runs whose method has it (the batch checks that one has)
+    mine = OBJECTIVES[objective].settings.names() if objective in OBJECTIVES else []
+    given = {k: v for k, v in given.items() if k in mine}
+    method_args = {**spec["config"].get("method_args", {}), **own.get("method_args", {}), **given}
+    fields = {**spec["config"], **own, **plain, "method": objective, "seed": seed}
+    if method_args:
+        fields["method_args"] = method_args
     if run_dir is not None:
         fields["out_dir"] = str(run_dir)
     return TrainConfig.from_dict(fields)
 
 
+def method_settings_overrides(overrides: dict) -> tuple[dict, dict]:
+    """``(fields, settings)``: ``overrides`` split into TrainConfig fields and method settings,
+    given as ``method_args.NAME`` (``--set method_args.meanflow_ratio=0.5``) or as a
+    ``method_args`` mapping (or its JSON text)."""
+    fields, settings = {}, {}
+    for key, value in overrides.items():
+        if key == "method_args":
+            try:
+                settings.update(coerce(value, dict))
+            except ValueError:
+                raise ConfigError(
+                    f"TrainConfig.method_args: {value!r} is not a JSON object; give one such as "
+                    '{"meanflow_ratio": 0.5}, or one setting as method_args.meanflow_ratio=0.5'
+                ) from None
+        elif key.startswith("method_args."):
+            settings[key.removeprefix("method_args.")] = value
+        else:
+            fields[key] = value
+    return fields, settings
+
+
 EVAL_KEYS = ("metric", "n", "steps", "seeds")
-METRICS = ("auto", "classifier", "inception", "identity", "points", "pixels")
+
+
+def metric_names() -> tuple[str, ...]:
+    """The evaluation metrics a preset may name: ``auto`` and every feature kind with its
+    aliases (``shortcut_mini.metrics.features.FEATURE_KINDS``)."""
+    from ..metrics.features import FEATURE_KINDS
+
+    return ("auto", *(n for k, e in FEATURE_KINDS.items() for n in (k, *e.aliases)))
 
 
 def eval_settings(preset: str, eval_overrides: dict | None = None, *, M: int | None = None) -> dict:
@@ -111,9 +156,9 @@ def eval_settings(preset: str, eval_overrides: dict | None = None, *, M: int | N
         "steps": _eval_ints("steps", ev["steps"]),
         "seeds": _eval_ints("seeds", ev["seeds"], minimum=0),
     }
-    if out["metric"] not in METRICS:
+    if out["metric"] not in metric_names():
         raise ConfigError(
-            f"evaluation setting metric={out['metric']!r} is unknown; use one of {list(METRICS)}"
+            f"evaluation setting metric={out['metric']!r} is unknown; use one of {list(metric_names())}"
         )
     if M is not None and max(out["steps"]) > M:
         raise ConfigError(
@@ -150,17 +195,17 @@ def preset_table(cost: bool = True) -> str:
     ``cost=False`` leaves out the cost column, whose notes run to several sentences (a page that
     shows the costs in a table of its own uses it).
     """
-    head = "| preset | data | model | steps x batch | lr | methods | seeds | evaluation |"
-    lines = [head + (" cost |" if cost else ""), "|---" * (9 if cost else 8) + "|"]
+    head = ["preset", "data", "model", "steps x batch", "lr", "methods", "seeds", "evaluation"]
+    rows = []
     for name, p in PRESETS.items():
         c, ev = p["config"], p["eval"]
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
-        lines.append(
-            f"| `{name}` | {c['data']} | {model} | {c['steps']:,} x {c['batch_size']} | "
-            f"{c['lr']:g} | {', '.join(p['methods'])} | {_seeds_text(p)} | "
-            f"{ev['metric']}, n={ev['n']:,} |" + (f" {p['cost']} |" if cost else "")
+        rows.append(
+            [f"`{name}`", c["data"], model, f"{c['steps']:,} x {c['batch_size']}", f"{c['lr']:g}"]
+            + [", ".join(p["methods"]), _seeds_text(p), f"{ev['metric']}, n={ev['n']:,}"]
+            + ([p["cost"]] if cost else [])
         )
-    return "\n".join(lines)
+    return markdown_table(head + (["cost"] if cost else []), rows)
 
 
 def _seeds_text(spec: dict) -> str:

@@ -50,7 +50,14 @@ from ..output_paths import check_output_file, check_output_folder
 from .aggregate import Summary, write_summary
 from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
-from .presets import eval_settings, get_preset, method_seeds, objective_of, run_config
+from .presets import (
+    eval_settings,
+    get_preset,
+    method_seeds,
+    method_settings_overrides,
+    objective_of,
+    run_config,
+)
 from .record import read_record
 from .teachers import TEACHER_METHOD, needs_teacher, order_runs, teacher_seed
 
@@ -238,6 +245,9 @@ def check_batch(plan: BatchPlan) -> dict:
         problem = _teacher_problem(plan, method, seed, runs)
         if problem:
             problems[problem] = None
+    problem = _settings_problem(plan)
+    if problem:
+        problems[problem] = None
     for M in sorted(base_steps) or [get_preset(plan.preset)["config"].get("M", 128)]:
         try:
             ev = eval_settings(plan.preset, plan.eval_overrides, M=M)
@@ -252,11 +262,31 @@ def check_batch(plan: BatchPlan) -> dict:
     return checked
 
 
+def _settings_problem(plan: BatchPlan) -> str | None:
+    """A method setting of ``--set`` that no method of the batch has (it would reach no run)."""
+    from ..objectives import OBJECTIVES
+
+    _, given = method_settings_overrides(plan.overrides)
+    objectives = {objective_of(plan.preset, m) for m in plan.methods}
+    have = {n for m in objectives if m in OBJECTIVES for n in OBJECTIVES[m].settings.names()}
+    missing = sorted(set(given) - have)
+    if not missing:
+        return None
+    owners = {n: [m for m, c in OBJECTIVES.items() if n in c.settings.names()] for n in missing}
+    return (
+        f"--set method_args.{missing[0]}: no method of this batch ({sorted(objectives)}) has the "
+        f"setting(s) {missing}"
+        + "".join(f"; {n} is a setting of {owners[n]}" for n in missing if owners[n])
+    )
+
+
 def _flag_of(error: ConfigError, plan: BatchPlan) -> str:
     """The flag (or the preset) that set the field a config error names: ``--set`` for a field
     it gives, ``--seeds``, ``--methods``; else the preset's own settings."""
     found = re.search(r"TrainConfig\.(\w+)", str(error))
     field = found.group(1) if found else None
+    if field == "method_args" and method_settings_overrides(plan.overrides)[1]:
+        return "--set"
     if field is None or field in plan.overrides:
         return "--set"
     flags = {"seed": "--seeds", "method": "--methods", "out_dir": "--out"}

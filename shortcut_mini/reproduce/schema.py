@@ -13,13 +13,15 @@ import math
 from functools import cache
 from pathlib import Path
 
+from ..errors import UserError
+
 __all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "RecordError", "load_schema", "validate_record"]
 
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 SCHEMA_VERSION = 1
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A results record does not follow ``results.schema.json``; the message says where."""
 
 

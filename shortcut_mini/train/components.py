@@ -16,15 +16,6 @@ from .devices import autocast
 from .distributed import DistInfo, barrier
 from .ema import EMA
 
-MEANFLOW_FIELDS = (
-    "meanflow_ratio",
-    "meanflow_t_mean",
-    "meanflow_t_std",
-    "meanflow_norm_p",
-    "meanflow_norm_eps",
-    "meanflow_kappa",
-)
-
 __all__ = [
     "Components",
     "build_components",
@@ -121,8 +112,7 @@ def build_components(
         num_classes=dinfo["num_classes"],
         guidance_scale=cfg.guidance_scale,
         teacher=cfg.teacher,
-        reflow_pairs=cfg.reflow_pairs,
-        **{k: getattr(cfg, k) for k in MEANFLOW_FIELDS},
+        **cfg.method_args,  # the settings of the method's own (its ``settings`` dataclass)
     )
     return Components(model, ema, opt, scaler, objective)
 

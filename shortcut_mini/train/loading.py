@@ -33,7 +33,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     if not isinstance(device, torch.device):
         device = resolve_device(device, setting="device")
     state = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(state["config"])
+    cfg = TrainConfig.from_saved(state["config"])
     model = network_from_state(cfg, state, "model", device)
     ema = network_from_state(cfg, state, "ema", device, frozen=True)
     out_dir = run_folder(path)

@@ -15,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+from ..errors import UserError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock
@@ -25,7 +27,7 @@ __all__ = ["LOCK_NAME", "RunLock", "RunLockedError"]
 LOCK_NAME = ".lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UserError, RuntimeError):
     """Another process is training into the same ``out_dir``."""
 
 

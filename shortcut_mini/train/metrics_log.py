@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..common import atomic_write_bytes
+from ..errors import UserError
 from .distributed import DistInfo, gather_sums
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
 METRICS_NAME = "metrics.jsonl"
 
 
-class MetricsLogError(RuntimeError):
+class MetricsLogError(UserError, RuntimeError):
     """``metrics.jsonl`` is corrupt before its last line."""
 
 

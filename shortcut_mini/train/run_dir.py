@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..common import TMP_SUFFIX, atomic_write_json, make_folders, remove_empty_folders
 from ..config import ConfigError, TrainConfig
+from ..errors import UserError
 from ..objectives.progressive_distillation import STAGES_DIR, stage_files
 from ..objectives.reflow_pairs import PAIRS_DIR
 from ..output_paths import OutputPathError, check_output_folder
@@ -63,7 +64,7 @@ RUN_ENTRIES = (
 """The names in a run folder that belong to the run itself: no command writes over them."""
 
 
-class RunExistsError(RuntimeError):
+class RunExistsError(UserError, RuntimeError):
     """``out_dir`` holds a run with a different config."""
 
 
@@ -245,7 +246,7 @@ class RunDir:
             return None
         try:
             state = load_checkpoint(ckpt)
-            saved = TrainConfig.from_dict(state["config"])
+            saved = TrainConfig.from_saved(state["config"])
         except ConfigError as e:
             raise CheckpointError(
                 f"{ckpt} holds a config this version cannot read ({e}). Train into another "

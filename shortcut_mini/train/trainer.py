@@ -23,6 +23,7 @@ from torch import nn
 from ..capability import compile_support
 from ..config import ConfigError, TrainConfig, as_train_config
 from ..data import ArrayDataset
+from ..errors import UserError
 from ..objectives.lifecycle import call_on_step, call_setup, training_network
 from ..speed import (
     TRAINING_COMPILE_MODE,
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
