@@ -96,7 +96,7 @@ OBJECTIVES = {
 
 
 def register_objective(cls: type[Objective], *, replace: bool = False) -> type[Objective]:
-    """Add the objective class ``cls`` to :data:`OBJECTIVES` under ``cls.name`` (usable as a
+    """Add the objective class ``cls`` to ``OBJECTIVES`` under ``cls.name`` (usable as a
     class decorator); then ``TrainConfig(method=cls.name)`` trains it, and the API, the command
     line and the reproduction runner train, resume, sample and evaluate it like any built-in.
 

@@ -84,7 +84,7 @@ def run_config(
     Method settings (``method_args``) merge setting by setting: the preset's, the row's, then
     those of ``overrides`` (``method_args.NAME`` keys, or a ``method_args`` mapping) that the
     run's method has; a batch's ``--set method_args.meanflow_ratio=0.5`` reaches its MeanFlow
-    runs and leaves its shortcut runs alone (:func:`method_settings_overrides`)."""
+    runs and leaves its shortcut runs alone (``method_settings_overrides``)."""
     from ..objectives import OBJECTIVES
 
     spec = get_preset(preset)
