@@ -31,15 +31,27 @@ if [ ! -f $Q/started ]; then
       while [ ! -f \$W/rc ]; do sleep 5; done
     done < $Q/queue.txt; touch $Q/done" > $Q/queue.log 2>&1 < /dev/null &
 fi
-T0=$(date +%s)
-while [ ! -f $Q/done ] && [ $(( $(date +%s) - T0 )) -lt $WAIT ]; do sleep 5; done
+# Each started batch's folder, tarred into $OUT (written beside and renamed, so a call killed at
+# its limit still brings back the last complete copy: what is under $OUT comes back even then).
+collect() {
+  for W in /tmp/batch/*/; do
+    [ -f $W/started ] || continue
+    n=$(basename $W)
+    (cd $W && tar czf $OUT/.$n.tgz --exclude='*.pt' --exclude=./cache --exclude=reflow_pairs . \
+      && mv $OUT/.$n.tgz $OUT/$n.tgz)
+  done
+}
+T0=$(date +%s); LAST=$T0
+while [ ! -f $Q/done ] && [ $(( $(date +%s) - T0 )) -lt $WAIT ]; do
+  sleep 5
+  [ $(( $(date +%s) - LAST )) -ge 60 ] && { collect; LAST=$(date +%s); }
+done
 echo "queue: $(( $(date +%s) - $(cat $Q/started) )) s since start$([ -f $Q/done ] && echo ', done')"
 for W in /tmp/batch/*/; do
   [ -f $W/started ] || continue
-  n=$(basename $W)
-  echo "== $n: $(( $(date +%s) - $(cat $W/started) )) s since start, rc=$(cat $W/rc 2>/dev/null || echo running)"
+  echo "== $(basename $W): $(( $(date +%s) - $(cat $W/started) )) s since start, rc=$(cat $W/rc 2>/dev/null || echo running)"
   grep -E "^\[|finished|failed|Error" $W/batch.log | tail -n 12
-  (cd $W && tar czf $OUT/$n.tgz --exclude='*.pt' --exclude=./cache --exclude=reflow_pairs .)
 done
+collect
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 ls -la $OUT
