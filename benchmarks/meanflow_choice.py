@@ -18,22 +18,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the queue: no install
+from shortcut_mini.config import TrainConfig  # noqa: E402
+from shortcut_mini.reproduce.aggregate import record_values  # noqa: E402
 from shortcut_mini.verdict import best_one_step  # noqa: E402
 
-SETTINGS = (
-    "meanflow_ratio",
-    "meanflow_t_mean",
-    "meanflow_t_std",
-    "meanflow_norm_p",
-    "meanflow_norm_eps",
-)
 
-
-def fd_at(record: dict, steps: int) -> float:
-    for row in record["evaluation"]:
-        if row["steps"] == steps:
-            return row["value"]
-    raise KeyError(f"{record['method']}: no evaluation at {steps} steps")
+def by_name(records: list[dict], method: str) -> dict:
+    return next(r for r in records if r["method"] == method)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,19 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"no meanflow_*_seed0.json records in {a.batch}", file=sys.stderr)
         return 1
-    by_name = {r["method"]: r for r in records}
-    win = by_name[
-        best_one_step({name: {s: fd_at(r, s) for s in (1, 2)} for name, r in by_name.items()})
-    ]
-    # records of either form: the settings in method_args, or as fields (before method_args)
-    config = win["config"]
-    settings = {k: config.get("method_args", {}).get(k, config.get(k)) for k in SETTINGS}
-    table = {r["method"]: {s: fd_at(r, s) for s in (1, 2, 4, 128)} for r in records}
+    fd = {r["method"]: record_values(r) for r in records}
+    chosen = best_one_step(fd)
+    # a record of either form (settings in method_args, or as fields before method_args)
+    settings = TrainConfig.from_saved(by_name(records, chosen)["config"]).method_args
     choice = dict(
         rule="lowest 1-step FD; within 1%: lowest 2-step FD",
-        chosen=win["method"],
+        chosen=chosen,
         settings=settings,
-        fd=table,
+        fd={m: {s: v[s] for s in (1, 2, 4, 128)} for m, v in fd.items()},
     )
     (a.batch / "meanflow_choice.json").write_text(json.dumps(choice, indent=1) + "\n")
     print(" ".join(f"--set method_args.{k}={v}" for k, v in settings.items()))

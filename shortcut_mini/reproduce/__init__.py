@@ -13,6 +13,7 @@ from .aggregate import (
     load_record_files,
     load_records,
     pattern_check,
+    record_values,
     write_summary,
 )
 from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, train_torchrun
@@ -50,6 +51,7 @@ __all__ = [
     "method_seeds",
     "objective_of",
     "pattern_check",
+    "record_values",
     "preset_runs",
     "preset_table",
     "publish",

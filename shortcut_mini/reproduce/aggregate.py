@@ -27,6 +27,7 @@ __all__ = [
     "load_record_files",
     "load_records",
     "pattern_check",
+    "record_values",
     "write_summary",
 ]
 
@@ -91,6 +92,11 @@ class Summary:
     def has_teachers(self) -> bool:
         """True if a record is of a two-stage run (it names a teacher)."""
         return any(r.get("teacher") for r in self.records)
+
+
+def record_values(record: dict) -> dict[int, float]:
+    """``{steps: distance}`` of one record's evaluation (one training seed, no averaging)."""
+    return {e["steps"]: e["value"] for e in record["evaluation"]}
 
 
 def record_images(record: dict) -> tuple[int, int | None]:

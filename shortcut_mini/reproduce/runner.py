@@ -47,7 +47,7 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..output_paths import check_output_file, check_output_folder
-from .aggregate import Summary, write_summary
+from .aggregate import Summary, record_values, write_summary
 from .arguments import add_arguments
 from .one_run import check_nproc, run_one, run_paths
 from .presets import (
@@ -422,7 +422,7 @@ def _execute(plan: BatchPlan, method: str, seed: int, paths, say, tag: str) -> R
             method, seed, "failed", secs, err, notebook=paths.notebook, retryable=_retryable(e)
         )
     secs = time.perf_counter() - t0
-    ev = {e["steps"]: e["value"] for e in rec["evaluation"]}
+    ev = record_values(rec)
     brief = ", ".join(f"{s}: {ev[s]:.3g}" for s in sorted(ev) if s in (1, 4, 128))
     say(
         f"{tag}: done in {secs:.0f} s (training {rec['train_seconds']:.0f} s); "
