@@ -138,9 +138,33 @@ def times_table(times: dict, chapters: list[str]) -> tuple[str, str]:
     return "\n".join(lines), note
 
 
+def model_check(flops: dict, times: dict) -> str:
+    """A sentence comparing the measured `gpu` times (one chapter at a time) with the model."""
+    g = flops.get("gpu_budget")
+    runs = [r for r in times.get("runs", []) if r["profile"] == "gpu" and not r.get("error")]
+    if g is None or not runs:
+        return ""
+    pairs = [
+        (r["wall_time_s"], flops["chapters"][r["chapter"]]["gpu"]["modelled_h200_s"])
+        for r in runs
+        if "gpu" in flops["chapters"].get(r["chapter"], {})
+    ]
+    ratios = [measured / model for measured, model in pairs]
+    slowest = max(measured for measured, _ in pairs)
+    return (
+        f" Against the model above: the {len(pairs)} measured `gpu` times are "
+        f"{min(ratios):.0%} to {max(ratios):.0%} of the modelled ones, "
+        f"{sum(m for m, _ in pairs):.0f} s in all against {sum(m for _, m in pairs):.0f} s "
+        f"modelled; the slowest chapter took {_seconds(slowest)}, "
+        f"{'within' if slowest <= g['aim_seconds'] else 'over'} the aim of "
+        f"{g['aim_seconds'] / 60:.0f} minutes."
+    )
+
+
 def render(flops: dict, times: dict) -> str:
     chapters = sorted(flops["chapters"])
     table, note = times_table(times, chapters)
+    note += model_check(flops, times)
     return "\n".join(
         [
             "<!-- Written by scripts/chapter_costs.py from book/results/chapter_flops.json and "

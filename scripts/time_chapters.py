@@ -27,14 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shortcut_mini.common import atomic_write_json, device_name, git_commit  # noqa: E402
+from shortcut_mini.common import atomic_write_bytes, atomic_write_json, device_name, git_commit  # noqa: E402
 from shortcut_mini.notebook import PROFILES  # noqa: E402
 from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 
 ONE_AT_A_TIME = "one chapter at a time, each in a fresh kernel, nothing else on the device"
 
 
-def run_chapter(path: Path, timeout: int) -> dict:
+def run_chapter(path: Path, timeout: int, executed: Path | None = None) -> dict:
+    """Execute the chapter at ``path``; its wall time and error. With ``executed``, the notebook
+    as executed (outputs included, also after a failing cell) is written there, so that a
+    chapter's printed numbers at that profile can be read after the run."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -51,7 +54,11 @@ def run_chapter(path: Path, timeout: int) -> dict:
         error = None
     except Exception as e:  # a failing cell: record it, go on with the next chapter
         error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-    return {"wall_time_s": round(time.perf_counter() - start, 1), "error": error}
+    wall = time.perf_counter() - start
+    if executed is not None:
+        executed.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(executed / path.name, nbformat.writes(nb).encode())
+    return {"wall_time_s": round(wall, 1), "error": error}
 
 
 def load_record(path: Path) -> dict:
@@ -81,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p.add_argument("--again", action="store_true", help="also rerun chapters already recorded")
+    p.add_argument(
+        "--executed",
+        type=Path,
+        default=None,
+        help="folder for the executed notebooks, as PROFILE/CHAPTER.ipynb (default: not kept)",
+    )
     args = p.parse_args(argv)
     try:
         import nbclient  # noqa: F401
@@ -114,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path.stem} [{profile}]: recorded already, skipped", flush=True)
                 continue
             print(f"{path.stem} [{profile}]: running ...", flush=True)
-            result = run_chapter(path, args.timeout)
+            executed = args.executed / profile if args.executed else None
+            result = run_chapter(path, args.timeout, executed)
             print(f"{path.stem} [{profile}]: {result['wall_time_s']} s, error={result['error']}")
             failed |= result["error"] is not None
             entry = {"profile": profile, "chapter": path.stem, **result}

@@ -90,7 +90,7 @@ def _times(tmp_path, monkeypatch, results):
     """Run time_chapters.main with chapters that 'take' the given results, in order."""
     calls = []
 
-    def fake_run(path, timeout):
+    def fake_run(path, timeout, executed=None):
         calls.append(path.stem)
         return results.pop(0)
 
@@ -160,3 +160,20 @@ def test_measured_times_render_one_column_per_profile():
     assert "| `small_gpu` on one NVIDIA H200 | `gpu` on one NVIDIA H200 |" in table
     assert "| 1 min 1 s | 2 min 5 s |" in table
     assert "| not measured | not measured |" in table and "one chapter at a time" in note
+
+
+def test_run_chapter_keeps_the_executed_notebook_even_after_a_failing_cell(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("print(6 * 7)"),
+        nbformat.v4.new_code_cell("raise ValueError('on purpose')"),
+    ]
+    path = tmp_path / "09_toy.ipynb"
+    nbformat.write(nb, path)
+    result = time_chapters.run_chapter(path, timeout=120, executed=tmp_path / "out")
+    assert result["error"].startswith("CellExecutionError")
+    ran = nbformat.read(tmp_path / "out" / "09_toy.ipynb", as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "42\n"
+    assert ran.cells[1].outputs[0]["ename"] == "ValueError"
