@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     if a.out is not None:
         record = {
-            "what": __doc__.splitlines()[0],
+            "what": " ".join(__doc__.split("\n\n")[0].split()),
             "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
             "commit": git_commit(),
             "dirty": git_dirty(),
@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
                 "torch_threads": a.threads,
                 "torch": torch.__version__,
             },
-            "wall_seconds": round(wall, 1),
             "size": a.size,
             "base_config": base.to_dict(),
             "variants": SWITCH_VARIANTS,
@@ -134,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "verdicts_against_plain": {str(b): rows for b, rows in verdicts.items()},
             **result.to_dict(),
+            "wall_seconds": round(wall, 1),  # of the ablation, after the imports
         }
         a.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = a.out.with_suffix(".tmp")

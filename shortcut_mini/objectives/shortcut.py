@@ -35,13 +35,14 @@ paper's Eq. 5 as above):
   run's own EMA (``TrainConfig.ema_decay``) still samples. It sits between this project's
   default (online targets, decay 0) and the official code's EMA targets (0.999).
 
-Left out: iSM's multi-level wavelet loss (a loss on images' wavelet sub-bands: it does nothing
-for the 2D toys and is a change of the regression loss, not of the targets), iSM's intrinsic
-guidance (the guidance scale as a network input: a change of the network and the sampler, and
-only for class-conditional runs), iSM's pooling of ``K`` batches into one transport plan (the
-objective sees one batch; ``K = 1`` here), and alpha-Flow (a curriculum from flow matching to
-MeanFlow over continuous ``(t, r)``, whose end needs MeanFlow's Jacobian-vector product: an
-objective of its own beside ``meanflow``, not a switch of this one).
+Left out: iSM's multi-level wavelet loss (the squared error taken on an image's wavelet
+sub-bands: a change of the regression loss every objective shares, not of this one's targets,
+with nothing to show on a 2D toy); iSM's intrinsic guidance (the guidance scale as an input of
+the network: a change of the network and the sampler, for class-conditional runs only); iSM's
+pooling of ``K`` batches into one transport plan (the objective sees one batch: ``K = 1``
+here); and alpha-Flow (a schedule from flow matching to MeanFlow over continuous ``(t, r)``,
+whose end needs MeanFlow's Jacobian-vector product: an objective of its own beside
+``meanflow``, not a switch of this one).
 """
 
 from __future__ import annotations
