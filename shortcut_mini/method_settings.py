@@ -34,6 +34,7 @@ __all__ = [
     "NoSettings",
     "ReflowSettings",
     "SettingError",
+    "ShortcutSettings",
     "settings_help",
 ]
 
@@ -190,6 +191,60 @@ class ReflowSettings(MethodSettings):
             raise SettingError(
                 "reflow_pairs", f"must be a positive integer (or none), got {self.reflow_pairs!r}"
             )
+
+
+JUMP_SIZES = ("dyadic", "continuous")
+SPLIT_POINTS = ("midpoint", "uniform")
+CONTINUOUS_STEP_EMBEDDINGS = ("sin_d", "sin_d_unit")
+"""The step-size embeddings that take a step size as a number (``jump_sizes="continuous"``)."""
+
+
+@dataclass(frozen=True)
+class ShortcutSettings(MethodSettings):
+    """The shortcut model's switches beyond the paper (``shortcut_mini.objectives.Shortcut``);
+    every one is off by default, and off the objective is the paper's Eq. 5 unchanged.
+
+    Attributes:
+        ot_pairing: pair each batch's noise with its data by an exact minibatch optimal
+            transport assignment (least total squared distance; within each class when
+            class-conditional) instead of at random.
+        jump_sizes: the jumps the self-consistency rows train: "dyadic" (the paper: the step
+            ``2^-l`` from a start ``t`` on its grid) or "continuous" (a step drawn log-uniformly
+            in ``(2^-(l+1), 2^-l]`` from a uniform start; needs level_embedding "sin_d" or
+            "sin_d_unit", which take the step size as a number).
+        split_point: where a trained jump ``[t, t + d]`` is split into the two jumps its target
+            is made of: "midpoint" (the paper) or "uniform" (SplitMeanFlow: at ``t + a``,
+            ``a = lambda d`` with ``lambda`` uniform in (0, 1); needs jump_sizes "continuous").
+        target_ema_decay: none (off), or the decay of a second EMA of the weights that computes
+            the self-consistency targets (iSM's twin EMA: 0.95); the run's EMA (ema_decay)
+            stays the one that samples. Needs target_weights "online".
+    """
+
+    method: ClassVar[str] = "shortcut"
+
+    ot_pairing: bool = False
+    jump_sizes: str = "dyadic"
+    split_point: str = "midpoint"
+    target_ema_decay: float | None = None
+
+    def check(self) -> None:
+        for name, valid in (("jump_sizes", JUMP_SIZES), ("split_point", SPLIT_POINTS)):
+            if getattr(self, name) not in valid:
+                raise SettingError(
+                    name, f"must be one of {list(valid)}, got {getattr(self, name)!r}"
+                )
+        if self.split_point == "uniform" and self.jump_sizes != "continuous":
+            raise SettingError(
+                "split_point",
+                "split_point='uniform' splits a jump into two jumps of any size, and with "
+                "jump_sizes='dyadic' no row trains those sizes (only powers of two): set "
+                "method_args.jump_sizes='continuous' too (with level_embedding 'sin_d'), or "
+                "keep split_point='midpoint'",
+            )
+        check_range(
+            self,
+            {"target_ema_decay": (0, 1, True, "in [0, 1) (iSM: 0.95), or none for off")},
+        )
 
 
 def settings_help(classes) -> str:

@@ -29,7 +29,7 @@ from shortcut_mini import (
 )
 from shortcut_mini.cli import main
 from shortcut_mini.levels import flow_level
-from shortcut_mini.method_settings import MethodSettings, SettingError
+from shortcut_mini.method_settings import MethodSettings, SettingError, ShortcutSettings
 from shortcut_mini.objectives import OBJECTIVES, Objective
 from shortcut_mini.objectives.base import (
     TrainingTargets,
@@ -179,7 +179,7 @@ def test_its_settings_are_checked_like_a_built_ins(registered):
         make_tiny_config(method="power_flow", method_args={"meanflow_ratio": 0.5})
     with pytest.raises(ConfigError, match=r"t_power is a setting of method 'power_flow'"):
         make_tiny_config(method="power_flow", t_power=0.5)
-    assert make_tiny_config(method="shortcut").method_args == {}
+    assert make_tiny_config(method="shortcut").method_args == ShortcutSettings().to_dict()
 
 
 def test_registration_refuses_what_would_fail_later(registered):
