@@ -24,6 +24,7 @@ __all__ = [
     "SINGLE_PHASE",
     "Verdict",
     "best_one_step",
+    "switches_to_combine",
     "table1_verdict",
 ]
 
@@ -35,6 +36,8 @@ NEAR = 1.25
 """Shortcut is "near" a method when its distance is at most this factor times the method's."""
 ONE_STEP_TIE = 1.01
 """Settings whose 1-step distances are within this factor of the best tie (:func:`best_one_step`)."""
+MANY_STEP_SLACK = 1.05
+"""A switch may cost at most this factor of plain's 128-step distance (:func:`switches_to_combine`)."""
 
 
 def best_one_step(distance: Mapping[str, Mapping[int, float]]) -> str:
@@ -48,6 +51,26 @@ def best_one_step(distance: Mapping[str, Mapping[int, float]]) -> str:
     best = min(row[1] for row in distance.values())
     tied = [name for name, row in distance.items() if row[1] <= ONE_STEP_TIE * best]
     return min(tied, key=lambda name: distance[name][2])
+
+
+def switches_to_combine(
+    plain: Mapping[int, float], alone: Mapping[str, Mapping[int, float]]
+) -> list[str]:
+    """The switches (rows of ``alone``, each a switch trained alone; distances by step budget)
+    that join the combined run of an ablation, by a rule stated before the ablation ran: a switch
+    joins when alone it lowers the 1-step distance below plain's by more than
+    :data:`ONE_STEP_TIE` and costs at most :data:`MANY_STEP_SLACK` at the most steps measured.
+    If none does, the combination is the one switch with the lowest 1-step distance, so that
+    the two-seed run still tests the most promising switch. Sorted by name."""
+    if not alone:
+        raise ValueError("switches_to_combine: no switches to choose from")
+    most = max(plain)
+    joined = sorted(
+        name
+        for name, row in alone.items()
+        if row[1] * ONE_STEP_TIE < plain[1] and row[most] <= MANY_STEP_SLACK * plain[most]
+    )
+    return joined or [min(alone, key=lambda name: alone[name][1])]
 
 
 @dataclass

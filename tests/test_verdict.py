@@ -2,7 +2,7 @@
 
 import pytest
 
-from shortcut_mini.verdict import best_one_step, table1_verdict
+from shortcut_mini.verdict import best_one_step, switches_to_combine, table1_verdict
 
 
 def table(**rows):
@@ -64,3 +64,22 @@ def test_best_one_step_breaks_a_tie_by_two_steps():
 def test_best_one_step_of_nothing_is_an_error():
     with pytest.raises(ValueError, match="no settings"):
         best_one_step({})
+
+
+def test_switches_to_combine_keeps_those_that_help_at_one_step_and_cost_little_at_many():
+    plain = {1: 100.0, 4: 50.0, 128: 40.0}
+    alone = {
+        "ot": {1: 80.0, 4: 45.0, 128: 41.0},  # helps at 1, +2.5% at 128: joins
+        "split": {1: 99.5, 4: 50.0, 128: 40.0},  # within the 1% tie: does not join
+        "twin": {1: 90.0, 4: 48.0, 128: 43.0},  # helps at 1, +7.5% at 128: does not join
+        "emb": {1: 95.0, 4: 49.0, 128: 42.0},  # helps at 1, exactly +5% at 128: joins
+    }
+    assert switches_to_combine(plain, alone) == ["emb", "ot"]
+
+
+def test_switches_to_combine_falls_back_to_the_best_single_switch():
+    plain = {1: 100.0, 128: 40.0}
+    alone = {"a": {1: 104.0, 128: 39.0}, "b": {1: 101.0, 128: 60.0}}
+    assert switches_to_combine(plain, alone) == ["b"]
+    with pytest.raises(ValueError):
+        switches_to_combine(plain, {})
