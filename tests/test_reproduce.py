@@ -13,8 +13,8 @@ import torch.distributed as dist
 from shortcut_mini import ConfigError
 from shortcut_mini.cli import main as cli_main
 from shortcut_mini.levels import DEFAULT_BUDGETS
-from shortcut_mini.profiles import PRESETS
 from shortcut_mini.reproduce import (
+    PRESETS,
     RecordError,
     aggregate,
     load_records,

@@ -1,7 +1,7 @@
 """Full-scale reproductions: presets, the papermill batch runner, run records, aggregates.
 
-``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of
-``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (``runner``; two-stage methods
+``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of ``PRESETS``
+(``preset_specs``, read by ``presets``) through ``reproduce.ipynb`` (``runner``; two-stage methods
 after the flow-matching run that teaches them, ``teachers``), each run writing
 a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggregate``
 turns the records into a table and a figure, ``publish`` puts them into the book and README.
@@ -18,6 +18,8 @@ from .aggregate import (
 )
 from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, train_torchrun
 from .presets import (
+    PRESETS,
+    TABLE1_METHODS,
     eval_settings,
     get_preset,
     method_seeds,
@@ -33,8 +35,10 @@ from .runner import BatchPlan, BatchResult, RunOutcome, check_batch, run_preset
 from .schema import SCHEMA_PATH, SCHEMA_VERSION, RecordError, validate_record
 
 __all__ = [
+    "PRESETS",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
+    "TABLE1_METHODS",
     "BatchPlan",
     "BatchResult",
     "RecordError",

@@ -1,4 +1,4 @@
-"""Reading the reproduction presets of ``shortcut_mini.profiles.PRESETS``.
+"""Reading the reproduction presets (``PRESETS``, defined in ``preset_specs``).
 
 A preset names the runs of one reproduction: a base :class:`~shortcut_mini.TrainConfig` (every
 field but ``method`` and ``seed``), the methods and training seeds, the step-budget sweep, and the
@@ -20,11 +20,13 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from ..fieldtypes import coerce
-from ..profiles import PRESETS
 from ..tables import markdown_table
+from .preset_specs import PRESETS, TABLE1_METHODS
 
 __all__ = [
     "EVAL_KEYS",
+    "PRESETS",
+    "TABLE1_METHODS",
     "get_preset",
     "metric_names",
     "method_settings_overrides",
