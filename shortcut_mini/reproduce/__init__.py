@@ -7,6 +7,7 @@ a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggreg
 turns the records into a table and a figure, ``publish`` puts them into the book and README.
 """
 
+from . import preset_specs
 from .aggregate import (
     Summary,
     aggregate,
@@ -18,8 +19,6 @@ from .aggregate import (
 )
 from .one_run import evaluate_run, run_one, run_paths, save_grid, train_run, train_torchrun
 from .presets import (
-    PRESETS,
-    TABLE1_METHODS,
     eval_settings,
     get_preset,
     method_seeds,
@@ -74,3 +73,11 @@ __all__ = [
     "write_record",
     "write_summary",
 ]
+
+
+def __getattr__(name: str):
+    """``PRESETS`` and ``TABLE1_METHODS`` of ``preset_specs``, read when first asked for (they
+    read the objective registry, which imports torch)."""
+    if name in ("PRESETS", "TABLE1_METHODS"):
+        return getattr(preset_specs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,15 +5,19 @@ run's config, its seeds, the evaluation sweep). Where a preset means every metho
 ``table1_smoke``), its methods come from the objective registry
 (``shortcut_mini.objectives.OBJECTIVES``), so a method added to the package is a row of the
 paper's Table 1 with no edit here; the other presets pick their methods on purpose.
+
+``PRESETS`` and ``TABLE1_METHODS`` are built when first read: the registry imports torch, which
+the command line's ``--help`` does without.
 """
 
 from __future__ import annotations
 
-from .. import objectives
 from ..levels import DEFAULT_BUDGETS
-from ..objectives import OBJECTIVES
 
 __all__ = ["PRESETS", "TABLE1_METHODS"]
+
+PRESETS: dict[str, dict]  # every preset by name (assigned by __getattr__, below)
+TABLE1_METHODS: tuple[str, ...]  # the methods of the table1 presets, in the registry's order
 
 # Each preset: ``config`` (TrainConfig fields shared by every run; ``method`` and ``seed`` are set
 # per run), ``methods``, ``seeds``, ``eval`` (the step-budget sweep: metric, n samples, step
@@ -55,16 +59,27 @@ _MINI_COST = (
 # registry's order: one registered from outside the package (``register_objective`` in a reader's
 # file) trains with ``--methods`` but is no row here, so that what a preset lists does not depend
 # on what was imported before it.
-TABLE1_METHODS = tuple(
-    name for name, cls in OBJECTIVES.items() if cls.__module__.startswith(objectives.__name__ + ".")
-)
+
+
+def _table1_methods() -> tuple[str, ...]:
+    from .. import objectives
+
+    own = objectives.__name__ + "."
+    return tuple(n for n, cls in objectives.OBJECTIVES.items() if cls.__module__.startswith(own))
+
+
 _TABLE1_SEEDS = dict(flow_matching=(0, 1), shortcut=(0, 1), meanflow=(0, 1))
 # The fairness row: a distilled student sees its teacher's training images and its own, so a
 # shortcut model trained on both (twice the steps) is its own row, labelled by its budget.
 _FAIRNESS_ROW = "shortcut_16k"
-_TABLE1_ROWS = tuple(
-    row for m in TABLE1_METHODS for row in ((m, _FAIRNESS_ROW) if m == "shortcut" else (m,))
-)
+
+
+def _table1_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """``methods`` with the fairness row after ``shortcut``."""
+    return tuple(r for m in methods for r in ((m, _FAIRNESS_ROW) if m == "shortcut" else (m,)))
+
+
+_TABLE1_ROWS = object()  # stands for _table1_rows(TABLE1_METHODS) until PRESETS is read
 # The tuning sweep (the MeanFlow issue): MeanFlow at its paper's ImageNet and CIFAR-10 settings and
 # one between them (shortcut_mini.objectives.MEANFLOW_SETTINGS; a test keeps the two equal), and,
 # with the same tuning budget, shortcut models at three self-consistency fractions, each one row
@@ -104,7 +119,7 @@ _TUNING_ROWS = {
     "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),
     "shortcut_k1_2": dict(method="shortcut", bootstrap_fraction=0.5),
 }
-PRESETS: dict[str, dict] = {
+_PRESETS: dict[str, dict] = {
     "smoke": dict(
         description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
         config=dict(
@@ -338,3 +353,17 @@ PRESETS: dict[str, dict] = {
         ),
     ),
 }
+
+
+def __getattr__(name: str):
+    """``PRESETS`` and ``TABLE1_METHODS``, built on first use and kept (PEP 562)."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    methods = _table1_methods()
+    rows = _table1_rows(methods)
+    globals()["TABLE1_METHODS"] = methods
+    globals()["PRESETS"] = {
+        key: {**spec, "methods": rows} if spec["methods"] is _TABLE1_ROWS else spec
+        for key, spec in _PRESETS.items()
+    }
+    return globals()[name]

@@ -21,12 +21,10 @@ from pathlib import Path
 from ..config import ConfigError, TrainConfig
 from ..fieldtypes import coerce
 from ..tables import markdown_table
-from .preset_specs import PRESETS, TABLE1_METHODS
+from . import preset_specs
 
 __all__ = [
     "EVAL_KEYS",
-    "PRESETS",
-    "TABLE1_METHODS",
     "get_preset",
     "metric_names",
     "method_settings_overrides",
@@ -43,9 +41,10 @@ __all__ = [
 def get_preset(name: str) -> dict:
     """A deep copy of preset ``name`` (raises :class:`~shortcut_mini.ConfigError`, a
     ``ValueError``, listing the known names)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    presets = preset_specs.PRESETS
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(presets)}")
+    return copy.deepcopy(presets[name])
 
 
 def method_seeds(preset: str | dict, method: str) -> list[int]:
@@ -199,7 +198,7 @@ def preset_table(cost: bool = True) -> str:
     """
     head = ["preset", "data", "model", "steps x batch", "lr", "methods", "seeds", "evaluation"]
     rows = []
-    for name, p in PRESETS.items():
+    for name, p in preset_specs.PRESETS.items():
         c, ev = p["config"], p["eval"]
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
         rows.append(
