@@ -36,8 +36,8 @@ book: setup chromium
 	$(PY) scripts/check_site.py
 
 lint: setup
-	$(VENV)/bin/ruff check shortcut_mini tests scripts benchmarks
-	$(VENV)/bin/ruff format --check shortcut_mini tests scripts benchmarks
+	$(VENV)/bin/ruff check shortcut_mini tests scripts benchmarks notebooks
+	$(VENV)/bin/ruff format --check shortcut_mini tests scripts benchmarks notebooks
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 unit: setup

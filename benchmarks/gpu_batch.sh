@@ -32,7 +32,7 @@ if [ ! -f $W/started ]; then
     python3 -c "import papermill; print('papermill', papermill.__version__)" 2>/dev/null
     echo "commit $SHORTCUT_MINI_COMMIT dirty ${SHORTCUT_MINI_DIRTY:-unknown}"; } | tee $W/device.txt
   cp .carry/done/*.json $W/ 2>/dev/null
-  data=$(python3 -c "from shortcut_mini.profiles import PRESETS as P; print(P['$PRESET']['config']['data'])")
+  data=$(python3 -c "from shortcut_mini.reproduce import PRESETS as P; print(P['$PRESET']['config']['data'])")
   [ -f $W/classifier.json ] || python3 -m shortcut_mini.metrics.classifier --dataset $data --device cuda > $W/classifier.json; cat $W/classifier.json
   echo "python3 -m shortcut_mini.cli reproduce $PRESET --out $W --no-progress $*" > $W/command.txt
   date +%s > $W/started

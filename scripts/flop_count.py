@@ -288,7 +288,7 @@ def count_chapter(name: str, profile: str, c: Counter) -> Work:
                 cfg = _toy(s, method="shortcut", seed=seed).replace(**v)
                 c.run(w, cfg, [(s.n_eval, sum(s.budgets))], f"seed {seed}")
     elif name == "07_reproducing_the_paper":
-        from shortcut_mini.profiles import PRESETS
+        from shortcut_mini.reproduce import PRESETS
 
         preset = PRESETS[s.preset]
         cfg = TrainConfig(**{**preset["config"], **s.overrides, "device": "cpu"})

@@ -123,16 +123,20 @@ def badge_image(root: Path = ROOT) -> str:
 
 INSTALL_TEMPLATE = """\
 # In Google Colab only: install the book's package. Elsewhere this cell does nothing.
-import subprocess, sys
+import subprocess
+import sys
 
 REPOSITORY, REF = "@URL@", "@REF@"
 if "google.colab" in sys.modules:
     print(f"installing @DIST@ at {REF} ...", flush=True)
     spec = f"@DIST@ @ git+{REPOSITORY}@{REF}"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], capture_output=True, text=True)
+    command = [sys.executable, "-m", "pip", "install", "-q", spec]
+    pip = subprocess.run(command, capture_output=True, text=True)
     if pip.returncode != 0:
-        raise RuntimeError(f"pip could not install {spec} (connect the runtime to the internet "
-                           f"and run this cell again); pip said:\\n{pip.stderr[-2000:]}")
+        raise RuntimeError(
+            f"pip could not install {spec} (connect the runtime to the internet "
+            f"and run this cell again); pip said:\\n{pip.stderr[-2000:]}"
+        )
     print("installed: run the next cells")"""
 
 

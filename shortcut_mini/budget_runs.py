@@ -1,9 +1,10 @@
 """Which weights sample a given step budget: for progressive distillation, a stage's student.
 
-A progressive-distillation run trains one student per budget (``M / 2``, ..., 1 steps), each
-saved at its stage end (``objectives.progressive_distillation``); sampling ``N`` steps must use
-the student of the stage that trained ``N``, with the Euler sampler. Every other method samples
-any budget with the run's own weights.
+A method whose objective declares ``weights_per_budget`` (progressive distillation) trains
+weights of their own for each budget (``M / 2``, ..., 1 steps), each saved at its stage end and
+named in the run folder's ``stages/stages.json`` (``objectives.progressive_distillation``);
+sampling ``N`` steps must use the weights that trained ``N``. Every other method samples any
+budget with the run's own weights.
 
 One rule, in every entry point (``sample``, ``evaluate``, the command line, the reproduction):
 :func:`budget_weights` gives the run that samples a budget of a trained run, and refuses a
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .levels import dyadic_schedule
+from .objectives import OBJECTIVES
 from .objectives.progressive_distillation import STAGE_INDEX, STAGES_DIR, read_stage_index
 from .run_store import CHECKPOINT_NAME
 from .train.loading import load_run
@@ -27,11 +29,9 @@ from .train.trainer import Run
 
 __all__ = ["run_for_budget", "budget_sources", "budget_weights", "missing_budgets"]
 
-_METHOD = "progressive_distillation"
-
 
 def budget_sources(path: str | Path) -> dict[int, str]:
-    """``{budget: where its weights come from}`` of a progressive-distillation run folder
+    """``{budget: where its weights come from}`` of a run folder with weights per budget
     (``"teacher <folder>"``, ``"stage s (<file>)"``)."""
     out = {}
     for budget, entry in sorted(read_stage_index(path).items(), reverse=True):
@@ -51,9 +51,14 @@ def _budget_of(steps) -> int | None:
     return len(steps) if len(sizes) == 1 and sizes == {Fraction(1, len(steps))} else None
 
 
-def _not_trained(path, trained: list[int], steps) -> ValueError:
+def _per_budget(run: Run) -> bool:
+    """Whether ``run``'s method samples each budget with weights of its own."""
+    return bool(getattr(OBJECTIVES.get(run.config.method), "weights_per_budget", False))
+
+
+def _not_trained(path, method: str, trained: list[int], steps) -> ValueError:
     return ValueError(
-        f"{path} is a {_METHOD} run: it has students for the budgets {trained} (one per "
+        f"{path} is a {method} run: it has students for the budgets {trained} (one per "
         f"finished stage), not {steps}; sample one of those (a stage's student takes only "
         "its own number of equal steps)"
     )
@@ -106,21 +111,21 @@ def budget_weights(run: Run, steps) -> Run:
     Raises ``ValueError`` for a progressive-distillation budget no stage trained (naming those
     that were), a schedule of unequal steps, or a student whose file is missing.
     """
-    if run.config.method != _METHOD or run.budget is not None and run.budget == steps:
+    if not _per_budget(run) or run.budget is not None and run.budget == steps:
         return run
     budget = _budget_of(steps)
     if run.out_dir is None:
         if budget == 1:  # a finished run in memory: its own weights are the 1-step student
             return run
         raise ValueError(
-            f"a {_METHOD} run samples each budget with that stage's student, kept in its "
+            f"a {run.config.method} run samples each budget with that stage's student, kept in its "
             "out_dir; this run has none, so it samples only 1 step. Train it with an out_dir "
             "(or load it with load_run(folder))"
         )
     path = Path(run.out_dir)
     index = read_stage_index(path)
     if budget is None or budget not in index:
-        raise _not_trained(path, sorted(index), steps)
+        raise _not_trained(path, run.config.method, sorted(index), steps)
     if run.budget == budget:
         return run
     entry = index[budget]
@@ -139,7 +144,7 @@ def missing_budgets(run: Run, steps) -> dict[int, str]:
     """``{budget: why}`` for each budget of ``steps`` that ``run`` cannot sample: above its base
     steps ``M``, or (progressive distillation) a budget no stage trained a student for."""
     missing = {}
-    per_budget = run.config.method == _METHOD and run.out_dir
+    per_budget = _per_budget(run) and run.out_dir
     trained = sorted(read_stage_index(run.out_dir)) if per_budget else None
     for budget in steps:
         try:
@@ -148,5 +153,7 @@ def missing_budgets(run: Run, steps) -> dict[int, str]:
             missing[int(budget)] = str(e)
             continue
         if trained is not None and int(budget) not in trained:
-            missing[int(budget)] = f"{_METHOD} trains one student per budget, for {trained} only"
+            missing[int(budget)] = (
+                f"{run.config.method} trains one student per budget, for {trained} only"
+            )
     return missing

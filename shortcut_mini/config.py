@@ -504,6 +504,8 @@ def _check_teacher(cfg: TrainConfig, needs_teacher: bool) -> None:
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
+    from .objectives import OBJECTIVES
+
     for name in ("steps", "batch_size"):
         if getattr(cfg, name) < 1:
             _bad(name, f"must be a positive integer, got {getattr(cfg, name)!r}")
@@ -537,12 +539,8 @@ def _check_numbers(cfg: TrainConfig) -> None:
             _bad(name, f"must be {words}, got {v!r}")
     if not all(math.isfinite(b) and 0 <= b < 1 for b in cfg.betas):
         _bad("betas", f"must be two numbers in [0, 1) such as [0.9, 0.999], got {list(cfg.betas)}")
-    if cfg.method == "progressive_distillation" and cfg.steps < cfg.M.bit_length() - 1:
-        _bad(
-            "steps",
-            f"progressive_distillation trains log2(M) = {cfg.M.bit_length() - 1} stages: it "
-            f"needs steps >= {cfg.M.bit_length() - 1}, got {cfg.steps}",
-        )
+    for name, problem in OBJECTIVES[cfg.method].config_problems(cfg).items():
+        _bad(name, problem)  # what the method cannot train (e.g. fewer steps than stages)
 
 
 def _settings_class(method: str):

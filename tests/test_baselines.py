@@ -1,5 +1,6 @@
-"""The single-phase baselines and MeanFlow: their targets on hand-computed cases, their samplers,
-and that each trains, resumes exactly after an interruption and samples (the book's design notes)."""
+"""The single-phase baselines and MeanFlow: their targets on hand-computed cases, their samplers;
+and that every method trained without a teacher trains, resumes exactly after an interruption and
+samples (the book's design notes)."""
 
 import math
 
@@ -13,6 +14,7 @@ from shortcut_mini.models.embeddings import LevelEmbedder
 from shortcut_mini.models.mlp import MLPVelocity
 from shortcut_mini.noise_schedule import vp_alpha_sigma
 from shortcut_mini.objectives import (
+    OBJECTIVES,
     ConsistencyTraining,
     Diffusion,
     LiveReflow,
@@ -29,7 +31,8 @@ from shortcut_mini.samplers import (
     sampler_for,
 )
 
-METHODS = ("diffusion", "consistency_training", "live_reflow", "meanflow")
+# every method trained without a teacher (the distilled ones: test_distillation.py)
+METHODS = tuple(m for m, cls in OBJECTIVES.items() if not cls.needs_teacher)
 
 
 def method_config(tiny_config, method, **kw):
@@ -251,7 +254,7 @@ def test_meanflow_alone_is_a_valid_config_and_brings_its_embedding(tiny_config):
 
 
 def test_level_embedding_choice_is_declared_by_the_objective(monkeypatch):
-    from shortcut_mini.objectives import OBJECTIVES, level_embedding_choice
+    from shortcut_mini.objectives import level_embedding_choice
 
     assert level_embedding_choice("meanflow") == (("sin_d_unit", "sin_d"), "sin_d_unit")
     assert level_embedding_choice("flow_matching") == (

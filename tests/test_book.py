@@ -94,7 +94,8 @@ def test_header_uses_the_one_repository_url(book):
 def test_install_cell_is_short(book):
     _, chapter = book
     install = "".join(_read(chapter)["cells"][1]["source"])
-    assert len(install.splitlines()) <= 12, install
+    # 16: ruff's format of the 12 lines it had (one import a line, the long call wrapped)
+    assert len(install.splitlines()) <= 16, install
 
 
 def _run_install_cell(monkeypatch, results, capsys=None):

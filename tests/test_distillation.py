@@ -16,6 +16,7 @@ from torch import nn
 from shortcut_mini import ConfigError, TrainingInterrupted, sample, train
 from shortcut_mini.budget_runs import budget_sources, run_for_budget
 from shortcut_mini.models import build_model
+from shortcut_mini.objectives import OBJECTIVES
 from shortcut_mini.objectives import reflow_pairs as rp
 from shortcut_mini.objectives.consistency_distillation import consistency_distillation_target
 from shortcut_mini.objectives.progressive_distillation import progressive_distillation_target
@@ -24,6 +25,7 @@ from shortcut_mini.run_store import load_checkpoint, save_checkpoint
 from shortcut_mini.sampling import euler_sample
 
 M = 8  # three progressive-distillation stages: 4, 2, 1 steps
+STUDENTS = tuple(m for m, cls in OBJECTIVES.items() if cls.needs_teacher)  # every such method
 
 
 class Field(nn.Module):
@@ -188,7 +190,7 @@ def test_a_method_with_a_teacher_needs_one_and_others_refuse_one(tiny_config, te
         tiny_config(method="progressive_distillation", teacher="t", steps=3)
 
 
-@pytest.mark.parametrize("method", ["consistency_distillation", "progressive_distillation"])
+@pytest.mark.parametrize("method", STUDENTS)
 def test_a_bad_teacher_is_named_with_the_fix(tmp_path, tiny_config, teacher_dir, method):
     with pytest.raises(TeacherError, match="no run folder at .*Train a flow-matching run there"):
         train(_student(tiny_config, method, teacher=str(tmp_path / "none")))
@@ -247,9 +249,7 @@ def _equal_weights(a, b) -> bool:
     )
 
 
-@pytest.mark.parametrize(
-    "method", ["consistency_distillation", "progressive_distillation", "reflow"]
-)
+@pytest.mark.parametrize("method", STUDENTS)
 def test_every_method_trains_resumes_exactly_and_samples(
     tmp_path, tiny_config, teacher_dir, method, monkeypatch
 ):
@@ -306,9 +306,7 @@ def test_reflow_trains_on_its_cached_pairs(tmp_path, tiny_config, teacher_dir):
     torch.testing.assert_close(chunk["x1"], expected)
 
 
-@pytest.mark.parametrize(
-    "method", ["consistency_distillation", "progressive_distillation", "reflow"]
-)
+@pytest.mark.parametrize("method", STUDENTS)
 def test_the_one_step_student_learns_the_teachers_many_step_map(
     tmp_path, tiny_config, teacher_dir, method
 ):

@@ -46,6 +46,8 @@ def test_the_objective_declares_the_contract(method):
     accepted, default = level_embedding_choice(method)
     assert default in accepted and set(accepted) <= set(LEVEL_EMBEDDINGS)
     assert cls.loss is not Objective.loss, f"{cls.__name__} defines no loss"
+    assert isinstance(cls.weights_per_budget, bool)
+    assert cls.config_problems(_config(method, "runs/teacher")) == {}  # a valid config
 
 
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))

@@ -182,6 +182,17 @@ def test_its_settings_are_checked_like_a_built_ins(registered):
     assert make_tiny_config(method="shortcut").method_args == ShortcutSettings().to_dict()
 
 
+def test_what_the_method_cannot_train_is_a_config_error(registered, monkeypatch):
+    def config_problems(cls, cfg):
+        return {"M": f"power_flow needs M >= 16, got {cfg.M}"} if cfg.M < 16 else {}
+
+    monkeypatch.setattr(PowerFlow, "config_problems", classmethod(config_problems))
+    with pytest.raises(ConfigError, match=r"\bM: power_flow needs M >= 16, got 8"):
+        make_tiny_config(method="power_flow", M=8)
+    assert make_tiny_config(method="power_flow", M=16).M == 16
+    assert make_tiny_config(method="flow_matching", M=8).M == 8  # its own, no other method's
+
+
 def test_registration_refuses_what_would_fail_later(registered):
     class Nameless(PowerFlow):
         name = "not a name"

@@ -13,8 +13,10 @@ import torch.distributed as dist
 from shortcut_mini import ConfigError
 from shortcut_mini.cli import main as cli_main
 from shortcut_mini.levels import DEFAULT_BUDGETS
-from shortcut_mini.profiles import PRESETS
+from shortcut_mini.objectives import OBJECTIVES
 from shortcut_mini.reproduce import (
+    PRESETS,
+    TABLE1_METHODS,
     RecordError,
     aggregate,
     load_records,
@@ -443,7 +445,10 @@ def test_failed_torchrun_launch_names_its_log(tmp_path, torchrun_env):
 
 # ---- table1: every method, the two-stage ones taught by the batch's flow-matching run ----------
 
-TWO_STAGE = ("consistency_distillation", "progressive_distillation", "reflow")
+TWO_STAGE = tuple(m for m, cls in OBJECTIVES.items() if cls.needs_teacher)
+# The issue's table: every method on seed 0, flow matching, shortcut and MeanFlow on seed 1 too,
+# and the fairness row (seed 0).
+TABLE1_RUNS = len(TABLE1_METHODS) + 3 + 1
 
 
 FAIRNESS_ROW = "shortcut_16k"
@@ -454,7 +459,6 @@ class _Killed(Exception):
 
 
 def test_table1_preset_is_the_issue_s_table():
-    from shortcut_mini.objectives import OBJECTIVES
     from shortcut_mini.reproduce import method_seeds, objective_of, preset_runs
 
     spec = PRESETS["table1"]
@@ -473,7 +477,7 @@ def test_table1_preset_is_the_issue_s_table():
     fair = run_config("table1", FAIRNESS_ROW, 0, None)
     assert objective_of("table1", FAIRNESS_ROW) == fair.method == "shortcut"
     assert fair.steps == 16_000 and method_seeds("table1", FAIRNESS_ROW) == [0]
-    assert len(preset_runs("table1")) == 13
+    assert len(preset_runs("table1")) == TABLE1_RUNS
     assert PRESETS["table1_smoke"]["methods"] == spec["methods"]
 
 
@@ -483,7 +487,7 @@ def test_table1_plan_trains_each_teacher_first(tmp_path):
     log = []
     plan = run_preset("table1", out=tmp_path, dry_run=True, progress=False, log=log.append)
     runs = [(o.method, o.seed) for o in plan.outcomes]
-    assert len(runs) == 13 and not list(tmp_path.iterdir())
+    assert len(runs) == TABLE1_RUNS and not list(tmp_path.iterdir())
     for method in TWO_STAGE:
         assert runs.index((method, 0)) > runs.index(("flow_matching", 0))
         line = next(x for x in log if f"] {method} seed 0:" in x)
@@ -529,7 +533,7 @@ def table1_batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("table1")
 
     def kill_at_fifth(line: str) -> None:
-        if line.startswith("[5/13]") and line.endswith("running"):
+        if line.startswith(f"[5/{TABLE1_RUNS}]") and line.endswith("running"):
             raise _Killed(line)
 
     with pytest.raises(_Killed):
@@ -543,7 +547,7 @@ def test_table1_killed_batch_resumes_skipping_finished_runs(table1_batch):
     out, first, result = table1_batch
     assert result.ok, [o.error for o in result.failed]
     statuses = [o.status for o in result.outcomes]
-    assert statuses == ["skipped"] * 4 + ["done"] * 9
+    assert statuses == ["skipped"] * 4 + ["done"] * (TABLE1_RUNS - 4)
     assert first == sorted(f"{run_name(o.method, o.seed)}.json" for o in result.outcomes[:4])
 
 
@@ -553,7 +557,8 @@ def test_table1_records_are_valid_and_students_use_the_teacher(table1_batch):
     out, _, result = table1_batch
     records = {(r["method"], r["seed"]): r for r in load_records(out)[0]}
     assert set(records) == {(o.method, o.seed) for o in result.outcomes}
-    assert len(records) == 13 and {m for m, _ in records} == set(PRESETS["table1"]["methods"])
+    assert len(records) == TABLE1_RUNS
+    assert {m for m, _ in records} == set(PRESETS["table1"]["methods"])
     teacher_dir = out / "runs" / "flow_matching_seed0"
     teacher = records["flow_matching", 0]
     for (method, _), rec in records.items():

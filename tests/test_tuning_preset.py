@@ -2,8 +2,7 @@
 fractions, each a row of the table1 budget, run by the ordinary reproduction runner."""
 
 from shortcut_mini.objectives import MEANFLOW_SETTINGS
-from shortcut_mini.profiles import PRESETS
-from shortcut_mini.reproduce import load_records, run_config, run_preset
+from shortcut_mini.reproduce import PRESETS, load_records, run_config, run_preset
 
 
 def test_rows_are_the_published_settings_and_shortcut_fractions_at_the_table1_budget():

@@ -76,7 +76,12 @@ class Objective(ObjectiveHooks):
     - ``level_embeddings``: the step-size embeddings it can train (default: every one);
     - ``default_level_embedding``: the one it trains when the config names none;
     - ``settings``: the dataclass of its own settings (a ``MethodSettings`` subclass, given as
-      ``TrainConfig.method_args``; default: none), whose fields are keywords of its constructor.
+      ``TrainConfig.method_args``; default: none), whose fields are keywords of its constructor;
+    - ``weights_per_budget``: whether a finished run samples each step budget with weights of
+      its own, indexed in the run folder's ``stages/stages.json`` (progressive distillation's
+      students; read by ``shortcut_mini.budget_runs``), rather than with the run's weights;
+    - ``config_problems(cfg)``: what a ``TrainConfig`` asks that the method cannot train
+      (``TrainConfig`` reports the first as a ``ConfigError``; default: nothing).
 
     ``loss(model, x1, y, *, generator, step, ema_model)`` turns a batch into an
     ``ObjectiveOutput``; the hooks (``setup``, ``on_step``, ``state_dict``,
@@ -90,6 +95,13 @@ class Objective(ObjectiveHooks):
     level_embeddings: tuple[str, ...] = LEVEL_EMBEDDINGS
     default_level_embedding: str = DEFAULT_LEVEL_EMBEDDING
     settings: type[MethodSettings] = NoSettings
+    weights_per_budget: bool = False
+
+    @classmethod
+    def config_problems(cls, cfg) -> dict[str, str]:
+        """``{field: the problem and its fix}`` for each field of the run config ``cfg`` (a
+        ``TrainConfig`` that passed its own checks) that this method cannot train with."""
+        return {}
 
     def loss(
         self,

@@ -153,6 +153,18 @@ class ProgressiveDistillation(Objective):
     name = "progressive_distillation"
     needs_teacher = True
     sampler = "flow"  # every query uses the d = 0 token, as the official code
+    weights_per_budget = True  # each stage's student, in stages/
+
+    @classmethod
+    def config_problems(cls, cfg) -> dict[str, str]:
+        """At least one training step per stage: ``steps >= log2(M)``."""
+        stages = cfg.M.bit_length() - 1
+        if cfg.steps < stages:
+            return {
+                "steps": f"progressive_distillation trains log2(M) = {stages} stages: it needs "
+                f"steps >= {stages}, got {cfg.steps}"
+            }
+        return {}
 
     def __init__(
         self,

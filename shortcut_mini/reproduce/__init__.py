@@ -1,12 +1,13 @@
 """Full-scale reproductions: presets, the papermill batch runner, run records, aggregates.
 
-``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of
-``shortcut_mini.profiles.PRESETS`` through ``reproduce.ipynb`` (``runner``; two-stage methods
+``shortcut-mini reproduce PRESET`` runs every (method, seed) of a preset of ``PRESETS``
+(``preset_specs``, read by ``presets``) through ``reproduce.ipynb`` (``runner``; two-stage methods
 after the flow-matching run that teaches them, ``teachers``), each run writing
 a record that follows ``results.schema.json`` (``record``, ``schema``); ``aggregate``
 turns the records into a table and a figure, ``publish`` puts them into the book and README.
 """
 
+from . import preset_specs
 from .aggregate import (
     Summary,
     aggregate,
@@ -33,8 +34,10 @@ from .runner import BatchPlan, BatchResult, RunOutcome, check_batch, run_preset
 from .schema import SCHEMA_PATH, SCHEMA_VERSION, RecordError, validate_record
 
 __all__ = [
+    "PRESETS",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
+    "TABLE1_METHODS",
     "BatchPlan",
     "BatchResult",
     "RecordError",
@@ -70,3 +73,11 @@ __all__ = [
     "write_record",
     "write_summary",
 ]
+
+
+def __getattr__(name: str):
+    """``PRESETS`` and ``TABLE1_METHODS`` of ``preset_specs``, read when first asked for (they
+    read the objective registry, which imports torch)."""
+    if name in ("PRESETS", "TABLE1_METHODS"):
+        return getattr(preset_specs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

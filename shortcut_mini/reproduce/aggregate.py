@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..common import atomic_write_bytes
 from ..tables import markdown_table
+from . import preset_specs
 from .record import read_record, record_label, record_world_size
 from .schema import RecordError
 
@@ -150,9 +151,7 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
 def _row_order(preset: str, records: list[dict]):
     """Sort key of the rows: the preset's method order (alphabetical for methods it does not
     list), then the label (a method's multi-GPU rows after its one-GPU row)."""
-    from ..profiles import PRESETS
-
-    order = list(PRESETS.get(preset, {}).get("methods", ()))
+    order = list(preset_specs.PRESETS.get(preset, {}).get("methods", ()))
     method_of = {record_label(r): r["method"] for r in records}
 
     def key(label: str) -> tuple:

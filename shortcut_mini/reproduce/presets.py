@@ -1,4 +1,4 @@
-"""Reading the reproduction presets of ``shortcut_mini.profiles.PRESETS``.
+"""Reading the reproduction presets (``PRESETS``, defined in ``preset_specs``).
 
 A preset names the runs of one reproduction: a base :class:`~shortcut_mini.TrainConfig` (every
 field but ``method`` and ``seed``), the methods and training seeds, the step-budget sweep, and the
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from ..fieldtypes import coerce
-from ..profiles import PRESETS
 from ..tables import markdown_table
+from . import preset_specs
 
 __all__ = [
     "EVAL_KEYS",
@@ -41,9 +41,10 @@ __all__ = [
 def get_preset(name: str) -> dict:
     """A deep copy of preset ``name`` (raises :class:`~shortcut_mini.ConfigError`, a
     ``ValueError``, listing the known names)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    presets = preset_specs.PRESETS
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(presets)}")
+    return copy.deepcopy(presets[name])
 
 
 def method_seeds(preset: str | dict, method: str) -> list[int]:
@@ -197,7 +198,7 @@ def preset_table(cost: bool = True) -> str:
     """
     head = ["preset", "data", "model", "steps x batch", "lr", "methods", "seeds", "evaluation"]
     rows = []
-    for name, p in PRESETS.items():
+    for name, p in preset_specs.PRESETS.items():
         c, ev = p["config"], p["eval"]
         model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
         rows.append(
