@@ -21,22 +21,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the queue: no install
 from shortcut_mini.config import TrainConfig  # noqa: E402
+from shortcut_mini.objectives import OBJECTIVES  # noqa: E402
 from shortcut_mini.reproduce.aggregate import record_values  # noqa: E402
 from shortcut_mini.verdict import switches_to_combine  # noqa: E402
 
 COMBINED = "shortcut_combined"
 
 
-def combined_settings(records: dict[str, dict], plain: dict) -> dict:
-    """What the chosen rows change from the plain record, merged: their ``method_args`` and
-    their step-size embedding (a split needs the step size as a number)."""
+def combined_settings(records: dict[str, dict], chosen: list[str], plain: dict) -> dict:
+    """Every setting that a switch of the ablation changes from the plain record: the chosen
+    switches' values, plain's for the others (so that the combined row's own defaults do not
+    matter), and the step-size embedding likewise (a split needs the step size as a number)."""
     base = TrainConfig.from_saved(plain["config"])
-    args, embedding = {}, None
-    for record in records.values():
-        cfg = TrainConfig.from_saved(record["config"])
-        args.update({k: v for k, v in cfg.method_args.items() if v != base.method_args.get(k)})
-        if cfg.level_embedding != base.level_embedding:
-            embedding = cfg.level_embedding
+    cfgs = {m: TrainConfig.from_saved(r["config"]) for m, r in records.items()}
+    args = {}
+    for m, cfg in cfgs.items():
+        for k, v in cfg.method_args.items():
+            if v != base.method_args.get(k):
+                args.setdefault(k, base.method_args.get(k))
+                if m in chosen:
+                    args[k] = v
+    embedding = base.level_embedding or OBJECTIVES[base.method].default_level_embedding
+    for m in chosen:
+        if cfgs[m].level_embedding != base.level_embedding:
+            embedding = cfgs[m].level_embedding
     return {"method_args": args, "level_embedding": embedding}
 
 
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     plain = record_values(plain_record)
     alone = {m: record_values(r) for m, r in records.items()}
     chosen = switches_to_combine(plain, alone)
-    settings = combined_settings({m: records[m] for m in chosen}, plain_record)
+    settings = combined_settings(records, chosen, plain_record)
     choice = dict(
         rule="1-step FD lower than plain's by more than 1% and 128-step FD at most 5% higher; "
         "else the single switch with the lowest 1-step FD",

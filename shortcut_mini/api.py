@@ -12,6 +12,7 @@ from .budget_runs import budget_weights
 from .capability import choose_precision, compile_support
 from .common import available_memory
 from .levels import dyadic_schedule
+from .objectives import OBJECTIVES
 from .samplers import euler_step_size, sampler_for
 from .sampling import sample_in_batches
 from .speed import (
@@ -67,7 +68,8 @@ def _check_sample_args(run: Run, n, steps, cfg_scale, batch_size) -> None:
             f"(e.g. [0.5, 0.25, 0.25]), got {steps!r}"
         )
     schedule = dyadic_schedule(steps, run.config.M)
-    if run.config.method == "shortcut":
+    objective = OBJECTIVES.get(run.config.method)
+    if objective is not None and objective.trains_aligned_steps(run.config):
         warn_misaligned(schedule)
 
 

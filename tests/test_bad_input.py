@@ -195,6 +195,25 @@ def test_sample_warns_on_a_schedule_off_trained_ground(tiny_config):
         sample(run, 4, steps=3)
 
 
+def test_continuous_jumps_and_other_methods_sample_any_schedule_without_a_warning(tiny_config):
+    """Only runs that train each step from its own grid warn: a shortcut model trained on
+    continuous jumps started them anywhere, and flow matching has no jumps."""
+    runs = [
+        train(
+            tiny_config(
+                steps=2,
+                level_embedding="sin_d",
+                method_args={"jump_sizes": "continuous"},
+            )
+        ),
+        train(tiny_config(steps=2, method="flow_matching")),
+    ]
+    for run in runs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sample(run, 4, steps=[0.25, 0.5, 0.25])
+
+
 def test_sample_command_takes_schedules_and_warns_in_one_line(tmp_path, tiny_config, capsys):
     run = train(tiny_config(steps=2, out_dir=str(tmp_path / "toy")))
     out = str(tmp_path / "x.pt")

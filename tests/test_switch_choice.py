@@ -45,12 +45,18 @@ def test_the_combined_run_takes_the_kept_switches_settings(tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     choice = json.loads((batch / "switch_choice.json").read_text())
     assert choice["chosen"] == ["shortcut_ot", "shortcut_split"]  # twin EMA: +12.5% at 128
-    assert choice["settings"] == {
-        "method_args": {"ot_pairing": True, "jump_sizes": "continuous", "split_point": "uniform"},
+    assert choice["settings"] == {  # twin EMA's setting is plain's: off
+        "method_args": {
+            "ot_pairing": True,
+            "jump_sizes": "continuous",
+            "split_point": "uniform",
+            "target_ema_decay": None,
+        },
         "level_embedding": "sin_d",
     }
     assert "method_args.ot_pairing=True" in printed
     assert "level_embedding=sin_d" in printed
+    assert "method_args.target_ema_decay=None" in printed
 
 
 def test_it_says_what_is_missing(tmp_path, capsys):

@@ -81,7 +81,10 @@ class Objective(ObjectiveHooks):
       its own, indexed in the run folder's ``stages/stages.json`` (progressive distillation's
       students; read by ``shortcut_mini.budget_runs``), rather than with the run's weights;
     - ``config_problems(cfg)``: what a ``TrainConfig`` asks that the method cannot train
-      (``TrainConfig`` reports the first as a ``ConfigError``; default: nothing).
+      (``TrainConfig`` reports the first as a ``ConfigError``; default: nothing);
+    - ``trains_aligned_steps(cfg)``: whether a run of ``cfg`` trains a step of size ``d`` only
+      from start times that are multiples of ``d``, so that sampling warns about a schedule
+      that starts a step elsewhere (default: False).
 
     ``loss(model, x1, y, *, generator, step, ema_model)`` turns a batch into an
     ``ObjectiveOutput``; the hooks (``setup``, ``on_step``, ``state_dict``,
@@ -96,6 +99,11 @@ class Objective(ObjectiveHooks):
     default_level_embedding: str = DEFAULT_LEVEL_EMBEDDING
     settings: type[MethodSettings] = NoSettings
     weights_per_budget: bool = False
+
+    @classmethod
+    def trains_aligned_steps(cls, cfg) -> bool:
+        """Whether a run of ``cfg`` trains each step size ``d`` only from multiples of ``d``."""
+        return False
 
     @classmethod
     def config_problems(cls, cfg) -> dict[str, str]:

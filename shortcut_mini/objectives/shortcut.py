@@ -228,6 +228,12 @@ class Shortcut(Objective):
     sampler = "euler"
     settings = ShortcutSettings
 
+    @classmethod
+    def trains_aligned_steps(cls, cfg) -> bool:
+        """The paper's dyadic jumps start on their own grid (Eq. 5 with ``t`` a multiple of
+        ``d``); continuous jumps (``jump_sizes="continuous"``) start anywhere."""
+        return (cfg.method_args or {}).get("jump_sizes", "dyadic") == "dyadic"
+
     def __init__(
         self,
         M: int = 128,

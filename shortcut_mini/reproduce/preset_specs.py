@@ -119,6 +119,24 @@ _TUNING_ROWS = {
     "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),
     "shortcut_k1_2": dict(method="shortcut", bootstrap_fraction=0.5),
 }
+# Shortcut models since the paper: each switch of the shortcut objective beyond the paper alone,
+# at the table1 budget, against the table1 preset's plain shortcut runs; then one combination on
+# two seeds. The combination's switches are chosen when it runs, from the single switches'
+# records, by a rule stated before (shortcut_mini.verdict.switches_to_combine, applied by
+# benchmarks/switch_choice.py and given to this row with --set); its default here is every switch.
+_SPLIT = dict(jump_sizes="continuous", split_point="uniform")
+_SINCE_PAPER_ROWS = {
+    "shortcut_ot": dict(method="shortcut", method_args=dict(ot_pairing=True)),
+    "shortcut_split": dict(method="shortcut", level_embedding="sin_d", method_args=_SPLIT),
+    "shortcut_twin_ema": dict(method="shortcut", method_args=dict(target_ema_decay=0.95)),
+    # the split's control: the step size as a number (its embedding), the jumps as the paper's
+    "shortcut_sin_d": dict(method="shortcut", level_embedding="sin_d"),
+    "shortcut_combined": dict(
+        method="shortcut",
+        level_embedding="sin_d",
+        method_args=dict(ot_pairing=True, target_ema_decay=0.95, **_SPLIT),
+    ),
+}
 _PRESETS: dict[str, dict] = {
     "smoke": dict(
         description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
@@ -199,7 +217,7 @@ _PRESETS: dict[str, dict] = {
             "diffusion 125 s, consistency training 165 s, live reflow 167 s, consistency "
             "distillation 170 s, progressive distillation 199 s, reflow 250 s (its pairs "
             "included); the part of flow matching seeds 0 and 1 with the three students 23 min "
-            "with the classifier; MeanFlow 149-170 s. Not measured yet: shortcut_16k."
+            "with the classifier; MeanFlow 149-170 s; shortcut_16k 220 s."
         ),
     ),
     "tuning": dict(
@@ -216,7 +234,25 @@ _PRESETS: dict[str, dict] = {
         cost=(
             "6 runs of 8,000 steps x 256 = 2.05M images each. Measured on one H200, one run at a "
             "time (2026-12-03): each MeanFlow row 149-189 s with evaluation, the three 8.6 min "
-            "with the classifier. Not measured yet: the shortcut rows."
+            "with the classifier; each shortcut row 112-113 s with evaluation."
+        ),
+    ),
+    "since_paper": dict(
+        description=(
+            "shortcut models since the paper at the table1 budget: minibatch OT pairing, "
+            "SplitMeanFlow's split, iSM's twin EMA, each alone, and a combination on two seeds "
+            "(Fashion-MNIST, dit-mini, one GPU)"
+        ),
+        config=dict(data="fashion_mnist", **_MINI),
+        methods=tuple(_SINCE_PAPER_ROWS),
+        seeds=(0,),
+        method_seeds=dict(shortcut_combined=(0, 1)),
+        method_config=_SINCE_PAPER_ROWS,
+        eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
+        grid=dict(n=16, steps=(1, 2, 4, 128)),
+        cost=(
+            "6 runs of 8,000 steps x 256 = 2.05M images each; not measured yet (a plain shortcut "
+            "run of the same budget: 112-113 s with evaluation on one H200)."
         ),
     ),
     "fashion_mnist": dict(
