@@ -352,7 +352,7 @@ PROFILES: dict[str, Chapter] = {
         # paths are drawn and whose crossings are counted; bound: every variant's 128-step SWD
         # below swd_128_max. The OT pairing's exact assignment runs on the host and grows as
         # n^3 (about 1 s a batch of 1,024 on 2 CPU cores), so the GPU profiles keep small
-        # batches: small_gpu trains the cpu sizes, gpu fewer steps of a batch of 384.
+        # batches: small_gpu trains the cpu sizes, gpu fewer steps of a batch of 512.
         defaults=dict(
             data="checkerboard",
             model="mlp-small",
@@ -371,7 +371,7 @@ PROFILES: dict[str, Chapter] = {
         small_gpu=dict(n_data=100000, log_runs=True),
         gpu=dict(
             steps=300,
-            batch_size=384,
+            batch_size=512,
             n_data=100000,
             seeds=(0, 1),
             log_runs=True,
