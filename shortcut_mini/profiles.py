@@ -352,7 +352,7 @@ PROFILES: dict[str, Chapter] = {
         # paths are drawn and whose crossings are counted; bound: every variant's 128-step SWD
         # below swd_128_max. The OT pairing's exact assignment runs on the host and grows as
         # n^3 (about 1 s a batch of 1,024 on 2 CPU cores), so the GPU profiles keep small
-        # batches: small_gpu trains the cpu sizes, gpu fewer steps of a batch of 512.
+        # batches: small_gpu trains the cpu sizes, gpu fewer steps of a batch of 576.
         defaults=dict(
             data="checkerboard",
             model="mlp-small",
@@ -369,14 +369,7 @@ PROFILES: dict[str, Chapter] = {
         ),
         ci=dict(steps=100, batch_size=64, seeds=(0, 1), n_eval=256, n_pairs=64, swd_128_max=0.4),
         small_gpu=dict(n_data=100000, log_runs=True),
-        gpu=dict(
-            steps=300,
-            batch_size=512,
-            n_data=100000,
-            seeds=(0, 1),
-            log_runs=True,
-            swd_128_max=0.4,
-        ),
+        gpu=dict(steps=200, batch_size=576, n_data=100000, log_runs=True, swd_128_max=0.4),
     ),
 }
 
