@@ -9,10 +9,12 @@ noise against 4,096 held-out points). ``--size ci`` is chapter 6's tiny ``ci`` p
     PYTHONPATH=$PWD python benchmarks/shortcut_switches_2d.py --size cpu \
         --out benchmarks/results/shortcut_switches_2d/cpu.json
 
-Two variants are controls, not switches: "step as a number" changes only the step-size
-embedding (``sin_d``), which the continuous jumps and the split need, so their effect reads
-against it as well as against "plain"; "EMA targets" is the official code's choice (decay
-0.999), the other end of what the twin EMA (0.95) interpolates from "plain"'s online targets.
+The variants are the package's (``shortcut_mini.ablation.SHORTCUT_SWITCHES``, which the
+book's chapter 9 trains too). Two variants are controls, not switches: "step as a number"
+changes only the step-size embedding (``sin_d``), which the continuous jumps and the split need,
+so their effect reads against it as well as against "plain"; "EMA targets" is the official
+code's choice (decay 0.999), the other end of what the twin EMA (0.95) interpolates from
+"plain"'s online targets.
 """
 
 from __future__ import annotations
@@ -30,35 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: no install
 import torch  # noqa: E402
 
-from shortcut_mini.ablation import run_ablation  # noqa: E402
+from shortcut_mini.ablation import SHORTCUT_SWITCHES, run_switch_ablation  # noqa: E402
 from shortcut_mini.common import git_commit  # noqa: E402
 from shortcut_mini.config import TrainConfig  # noqa: E402
 from shortcut_mini.profiles import settings  # noqa: E402
 from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
-
-CONTINUOUS = {"level_embedding": "sin_d"}
-SWITCH_VARIANTS = {
-    "plain": {},
-    "OT pairing": {"method_args": {"ot_pairing": True}},
-    "step as a number": dict(CONTINUOUS),
-    "continuous jumps": {**CONTINUOUS, "method_args": {"jump_sizes": "continuous"}},
-    "SplitMeanFlow split": {
-        **CONTINUOUS,
-        "method_args": {"jump_sizes": "continuous", "split_point": "uniform"},
-    },
-    "twin EMA 0.95": {"method_args": {"target_ema_decay": 0.95}},
-    "EMA targets 0.999": {"target_weights": "ema"},
-    "all switches": {
-        **CONTINUOUS,
-        "method_args": {
-            "ot_pairing": True,
-            "jump_sizes": "continuous",
-            "split_point": "uniform",
-            "target_ema_decay": 0.95,
-        },
-    },
-}
-"""``{variant: TrainConfig changes}`` over the plain shortcut model of chapter 6's sizes."""
 
 
 def base_config(size: str) -> tuple[TrainConfig, object]:
@@ -87,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     base, s = base_config(a.size)
     t0 = time.perf_counter()
-    result = run_ablation(
+    result = run_switch_ablation(
         base,
-        {"switch": SWITCH_VARIANTS},
         seeds=s.seeds,
         steps=s.budgets,
         n_eval=s.n_eval,
@@ -126,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "size": a.size,
             "base_config": base.to_dict(),
-            "variants": SWITCH_VARIANTS,
+            "variants": SHORTCUT_SWITCHES,
             "train_seconds": {
                 f"{v} / seed {seed}": round(sec, 2)
                 for (_, v, seed), sec in result.train_seconds.items()

@@ -82,7 +82,18 @@ def budget_text(flops: dict) -> str:
         "assumptions, not measurements: no T4 was available to this project, and no T4 time "
         f"is given here. {gpu_budget_text(flops)}Counted at commit `{flops['commit'][:7]}` with "
         f"`{flops['command'].strip()}` on the CPU ({flops['wall_time_s']:.0f} s)."
+        + "".join(
+            f" {_chapter_names(m['chapters'])} counted later, at commit `{m['commit'][:7]}` with "
+            f"`{m['command'].strip()}` ({m['wall_time_s']:.0f} s)."
+            for m in flops.get("merged", [])
+        )
     )
+
+
+def _chapter_names(chapters: list[str]) -> str:
+    names = [f"chapter {int(c[:2])}" for c in chapters]
+    text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return text[0].upper() + text[1:]
 
 
 def gpu_budget_text(flops: dict) -> str:

@@ -1,6 +1,7 @@
 """Count each chapter's training and sampling work per profile, on the CPU, without running it.
 
     python scripts/flop_count.py [--profiles small_gpu gpu cpu] [--out book/results/chapter_flops.json]
+    python scripts/flop_count.py --chapters 09_since_the_paper --merge   # count one chapter
 
 For every training run a chapter makes (its method, network, batch and data from the profile
 registry, ``shortcut_mini.profiles``) the script trains the same configuration for 2 and for 4
@@ -304,6 +305,16 @@ def count_chapter(name: str, profile: str, c: Counter) -> Work:
             c.run(w, cfg, [(s.n_eval, ALL)], method)
         if "meanflow" in s.methods:  # the ratio it tries: a short run, two budgets
             c.run(w, _toy(s, method="meanflow", steps=min(s.steps, 400)), [(s.n_eval, 129)], "try")
+    elif name == "09_since_the_paper":
+        from shortcut_mini.ablation import SHORTCUT_SWITCHES
+
+        for seed in s.seeds:  # the notebook's run_switch_ablation: every variant at each seed
+            for changes in SHORTCUT_SWITCHES.values():
+                cfg = _toy(s, method="shortcut", seed=seed).replace(**changes)
+                c.run(w, cfg, [(s.n_eval, sum(s.budgets))], f"seed {seed}")
+        mine = {"method_args": {"ot_pairing": True, "target_ema_decay": 0.95}}  # its 'Try it'
+        for label, changes in (("try: plain", {}), ("try: mine", mine)):
+            c.run(w, _toy(s, method="shortcut").replace(**changes), [(s.n_eval, 129)], label)
     return w  # chapter 4 trains and samples nothing
 
 
@@ -317,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profiles", nargs="+", default=["cpu", "small_gpu", "gpu"])
     p.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
     p.add_argument("--out", default=str(ROOT / "book" / "results" / "chapter_flops.json"))
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other chapters of --out as counted; the ones counted now are listed "
+        "under 'merged' with their command and commit",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     chapters = args.chapters or sorted(PROFILES)
@@ -357,6 +374,18 @@ def main(argv: list[str] | None = None) -> int:
         },
         "chapters": {},
     }
+    if args.merge and Path(args.out).exists():
+        kept = json.loads(Path(args.out).read_text())
+        merged = {
+            "chapters": chapters,
+            "command": record["command"],
+            "commit": record["commit"],
+            "profiles": args.profiles,
+        }
+        record["chapters"] = {k: v for k, v in kept["chapters"].items() if k not in chapters}
+        for key in ("command", "commit", "wall_time_s"):  # of the count of the other chapters
+            record[key] = kept[key]
+        record["merged"] = [*kept.get("merged", []), merged]
     with tempfile.TemporaryDirectory() as tmp:
         counter = Counter(Path(tmp))
         for name in chapters:
@@ -374,9 +403,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"at most {work['modelled_h200_s']:.0f} s on an H200",
                     flush=True,
                 )
-            record["wall_time_s"] = round(time.time() - start, 1)
+            wall = round(time.time() - start, 1)
+            if args.merge and "merged" in record:
+                record["merged"][-1]["wall_time_s"] = wall
+            else:
+                record["wall_time_s"] = wall
+            record["chapters"] = dict(sorted(record["chapters"].items()))
             atomic_write_json(args.out, record)  # after each chapter: a killed count keeps them
-    print(f"wrote {args.out} in {record['wall_time_s']} s")
+    print(f"wrote {args.out} in {time.time() - start:.1f} s")
     return 0
 
 

@@ -344,6 +344,31 @@ PROFILES: dict[str, Chapter] = {
             best_max=0.35,
         ),
     ),
+    "09_since_the_paper": chapter(
+        # the shortcut switches beyond the paper on chapter 6's toy and budget (every variant of
+        # shortcut_mini.ablation.SHORTCUT_SWITCHES at each seed); n_pairs: the 2D batch whose
+        # paths are drawn and whose crossings are counted; bound: every variant's 128-step SWD
+        # below swd_128_max. The OT pairing's exact assignment runs on the host and grows as
+        # n^3 (about 1 s a batch of 1,024 on 2 CPU cores), so the GPU profiles keep small
+        # batches: small_gpu trains the cpu sizes, gpu fewer steps of a batch of 576.
+        defaults=dict(
+            data="checkerboard",
+            model="mlp-small",
+            steps=800,
+            batch_size=128,
+            lr=1e-3,
+            n_data=20000,
+            seeds=(0, 1, 2),
+            n_eval=4096,
+            budgets=(1, 2, 4, 128),
+            log_runs=False,
+            n_pairs=256,
+            swd_128_max=0.12,
+        ),
+        ci=dict(steps=100, batch_size=64, seeds=(0, 1), n_eval=256, n_pairs=64, swd_128_max=0.4),
+        small_gpu=dict(n_data=100000, log_runs=True),
+        gpu=dict(steps=200, batch_size=576, n_data=100000, log_runs=True, swd_128_max=0.4),
+    ),
 }
 
 

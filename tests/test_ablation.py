@@ -6,7 +6,14 @@ import math
 import pytest
 
 from shortcut_mini import TrainConfig
-from shortcut_mini.ablation import ablation_records, plot_ablation, run_ablation
+from shortcut_mini.ablation import (
+    SHORTCUT_SWITCHES,
+    SWITCH_CONTROLS,
+    ablation_records,
+    plot_ablation,
+    run_ablation,
+    run_switch_ablation,
+)
 
 
 def tiny(**kw):
@@ -145,3 +152,46 @@ def test_run_ablation_reports_the_numbers_of_evaluate():
 def test_run_ablation_refuses_an_image_dataset():
     with pytest.raises(ValueError, match="2D toys"):
         run_ablation(tiny(data="digits", model="dit-tiny"), {"g": {"a": {}}}, seeds=(0,))
+
+
+def test_the_switch_table_turns_on_what_its_names_say():
+    on = {
+        name: TrainConfig(method="shortcut", **changes)
+        for name, changes in SHORTCUT_SWITCHES.items()
+    }
+    off = on["plain"].method_args
+    assert off == {
+        "ot_pairing": False,
+        "jump_sizes": "dyadic",
+        "split_point": "midpoint",
+        "target_ema_decay": None,
+    }
+    assert on["OT pairing"].method_args == {**off, "ot_pairing": True}
+    assert on["step as a number"].method_args == off
+    assert on["step as a number"].level_embedding == "sin_d"
+    assert on["SplitMeanFlow split"].method_args == {
+        **off,
+        "jump_sizes": "continuous",
+        "split_point": "uniform",
+    }
+    assert on["twin EMA 0.95"].method_args == {**off, "target_ema_decay": 0.95}
+    assert on["EMA targets 0.999"].target_weights == "ema"
+    every = on["all switches"].method_args
+    assert every == {
+        "ot_pairing": True,
+        "jump_sizes": "continuous",
+        "split_point": "uniform",
+        "target_ema_decay": 0.95,
+    }
+    assert set(SWITCH_CONTROLS) < set(SHORTCUT_SWITCHES)
+
+
+def test_run_switch_ablation_trains_the_named_variants_against_plain():
+    res = run_switch_ablation(
+        tiny(steps=3), seeds=(0,), steps=(1,), n_eval=32, variants=["OT pairing"]
+    )
+    assert res.groups == {"switch": ["plain", "OT pairing"]} and res.n_runs == 2
+    with pytest.raises(ValueError, match=r"unknown switch variant\(s\) \['OT'\]"):
+        run_switch_ablation(tiny(), seeds=(0,), variants=["OT"])
+    with pytest.raises(ValueError, match="belong to the shortcut objective"):
+        run_switch_ablation(tiny(method="flow_matching"), seeds=(0,))

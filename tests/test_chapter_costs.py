@@ -177,3 +177,32 @@ def test_run_chapter_keeps_the_executed_notebook_even_after_a_failing_cell(tmp_p
     ran = nbformat.read(tmp_path / "out" / "09_toy.ipynb", as_version=4)
     assert ran.cells[0].outputs[0]["text"] == "42\n"
     assert ran.cells[1].outputs[0]["ename"] == "ValueError"
+
+
+def test_flop_count_merge_counts_one_chapter_and_keeps_the_others(tmp_path):
+    out = tmp_path / "flops.json"
+    kept = {"ci": {"flops": 1, "ops": 2}}
+    out.write_text(
+        json.dumps(
+            {
+                "command": "python scripts/flop_count.py",
+                "commit": "abc1234",
+                "wall_time_s": 100.0,
+                "chapters": {"01_flow_matching_2d": kept, "04_inside_the_dit": {}},
+            }
+        )
+    )
+    argv = ["--chapters", "04_inside_the_dit", "--profiles", "ci", "--merge", "--out", str(out)]
+    assert flop_count.main(argv) == 0
+    record = json.loads(out.read_text())
+    assert list(record["chapters"]) == ["01_flow_matching_2d", "04_inside_the_dit"]
+    assert record["chapters"]["01_flow_matching_2d"] == kept  # not recounted
+    assert record["chapters"]["04_inside_the_dit"]["ci"]["train_runs"] == 0  # trains nothing
+    assert (record["command"], record["commit"], record["wall_time_s"]) == (
+        "python scripts/flop_count.py",
+        "abc1234",
+        100.0,
+    )
+    (merged,) = record["merged"]
+    assert merged["chapters"] == ["04_inside_the_dit"] and "--merge" in merged["command"]
+    assert merged["wall_time_s"] >= 0
