@@ -179,6 +179,27 @@ def test_rerun_skips_finished_runs(batch):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*_seed0.*")} == before
 
 
+def test_rerun_with_other_settings_does_not_take_a_finished_record_for_it(batch):
+    """A finished record stands for a run only if it was made with the settings asked now: a
+    batch run again with another setting into the same folder says which record differs and
+    how, and leaves it as it is."""
+    out, _ = batch
+    before = (out / "shortcut_seed0.json").read_bytes()
+    again = run_preset(
+        "smoke",
+        methods=["shortcut"],
+        out=out,
+        overrides={"bootstrap_fraction": "0.5"},
+        progress=False,
+        log=lambda s: None,
+    )
+    [outcome] = again.outcomes
+    assert outcome.status == "failed" and not outcome.retryable
+    assert "bootstrap_fraction: 0.25 recorded, 0.5 asked" in outcome.error
+    assert "another --out" in outcome.error
+    assert (out / "shortcut_seed0.json").read_bytes() == before
+
+
 def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
     """A run that fails only once it runs (its data folder is missing) is reported, the batch
     goes on, and nothing finished is lost."""
@@ -205,7 +226,9 @@ def test_failed_run_is_reported_and_loses_nothing(batch, capsys):
     assert code != 0
     err = capsys.readouterr()
     text = err.out + err.err
-    assert "shortcut seed 0: finished earlier, skipped" in text
+    # seed 0's record was made on other data: it is kept, and not taken for the run asked
+    assert "shortcut seed 0: not run: its record" in text
+    assert "data: 'digits' recorded, 'image_folder:/no/such/folder' asked" in text
     assert "shortcut seed 1: FAILED" in text and "/no/such/folder" in text
     assert "Rerun the same command" not in text  # a missing folder needs a fix first
     assert (out / "shortcut_seed0.json").read_bytes() == before

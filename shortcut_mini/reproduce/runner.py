@@ -45,7 +45,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import RESUME_IGNORED_FIELDS, ConfigError, TrainConfig
 from ..output_paths import check_output_file, check_output_folder
 from .aggregate import Summary, record_values, write_summary
 from .arguments import add_arguments
@@ -169,6 +169,18 @@ def is_finished(path: Path, preset: str, method: str, seed: int) -> bool:
     except (ValueError, OSError):
         return False
     return (rec["preset"], rec["method"], rec["seed"]) == (preset, method, int(seed))
+
+
+# What a finished record may differ in from the run asked for and still stand for it: the fields
+# a resumed run may change, but not its length, and not where its teacher's folder was.
+_RECORD_IGNORED_FIELDS = tuple(f for f in RESUME_IGNORED_FIELDS if f != "steps") + ("teacher",)
+
+
+def stale_settings(path: Path, cfg: TrainConfig) -> dict:
+    """The training settings of ``cfg`` that the finished record at ``path`` was not made with,
+    ``{name: (recorded, asked)}`` (empty: the record stands for the run asked for)."""
+    recorded = TrainConfig.from_saved(read_record(path)["config"])
+    return recorded.differences(cfg, ignore=_RECORD_IGNORED_FIELDS)
 
 
 def _pick_engine(engine: str) -> str:
@@ -450,6 +462,16 @@ def _one_run(plan: BatchPlan, i: int, run: tuple[str, int], dry_run: bool, say, 
     paths = run_paths(plan.out, method, seed, plan.nproc)
     tag = f"[{i}/{len(plan.runs)}] {method} seed {seed}"
     if is_finished(paths.record, plan.preset, method, seed):
+        asked = run_config(plan.preset, method, seed, None, plan.run_overrides(method, seed))
+        stale = stale_settings(paths.record, asked)
+        if stale:
+            what = ", ".join(f"{k}: {a!r} recorded, {b!r} asked" for k, (a, b) in stale.items())
+            err = (
+                f"its record {paths.record} was made with other settings ({what}); move the "
+                "record (and its run folder) away, or give the batch another --out"
+            )
+            say(f"{tag}: not run: {err}")
+            return RunOutcome(method, seed, "failed", error=err, retryable=False)
         say(f"{tag}: finished earlier, skipped ({paths.record.name})")
         return RunOutcome(method, seed, "skipped", record=paths.record, notebook=paths.notebook)
     blocked = _teacher_failed(plan, method, seed, done, tag, say)
