@@ -335,7 +335,15 @@ def main(argv: list[str] | None = None) -> int:
         "under 'merged' with their command and commit",
     )
     args = p.parse_args(argv)
+    threads = torch.get_num_threads()  # restored at the end: a caller's setting is its own
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    try:
+        return _count(args, argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _count(args: argparse.Namespace, argv: list[str] | None) -> int:
     chapters = args.chapters or sorted(PROFILES)
     start = time.time()
     record = {

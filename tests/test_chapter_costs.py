@@ -193,7 +193,9 @@ def test_flop_count_merge_counts_one_chapter_and_keeps_the_others(tmp_path):
         )
     )
     argv = ["--chapters", "04_inside_the_dit", "--profiles", "ci", "--merge", "--out", str(out)]
+    threads = torch.get_num_threads()
     assert flop_count.main(argv) == 0
+    assert torch.get_num_threads() == threads  # the caller's setting is left as it was
     record = json.loads(out.read_text())
     assert list(record["chapters"]) == ["01_flow_matching_2d", "04_inside_the_dit"]
     assert record["chapters"]["01_flow_matching_2d"] == kept  # not recounted
