@@ -42,6 +42,7 @@ import numpy as np
 from .config import TrainConfig
 from .data.toy2d import TOY2D
 from .evaluate import swd_metric, sweep
+from .method_settings import SHORTCUT_SWITCHES
 from .reference import held_out_points
 from .tables import markdown_table
 from .train import train
@@ -66,34 +67,8 @@ ABLATION_FIELDS = (
 )
 """The config fields whose effect the design-choices chapter measures."""
 
-_STEP_AS_NUMBER = {"level_embedding": "sin_d"}
-SHORTCUT_SWITCHES: dict[str, dict] = {
-    "plain": {},
-    "OT pairing": {"method_args": {"ot_pairing": True}},
-    "step as a number": dict(_STEP_AS_NUMBER),
-    "continuous jumps": {**_STEP_AS_NUMBER, "method_args": {"jump_sizes": "continuous"}},
-    "SplitMeanFlow split": {
-        **_STEP_AS_NUMBER,
-        "method_args": {"jump_sizes": "continuous", "split_point": "uniform"},
-    },
-    "twin EMA 0.95": {"method_args": {"target_ema_decay": 0.95}},
-    "EMA targets 0.999": {"target_weights": "ema"},
-    "all switches": {
-        **_STEP_AS_NUMBER,
-        "method_args": {
-            "ot_pairing": True,
-            "jump_sizes": "continuous",
-            "split_point": "uniform",
-            "target_ema_decay": 0.95,
-        },
-    },
-}
-"""The shortcut objective's switches beyond the paper (``ShortcutSettings``), each alone and
-all together, as ``{variant: TrainConfig changes}`` over a plain shortcut config; the variant
-group that the 2D switch benchmark and the book's "since the paper" chapter both train."""
-
 SWITCH_CONTROLS = ("step as a number", "EMA targets 0.999")
-"""Variants of :data:`SHORTCUT_SWITCHES` that are controls, not switches: "step as a number"
+"""Variants of :data:`~shortcut_mini.method_settings.SHORTCUT_SWITCHES` that are controls, not switches: "step as a number"
 changes only the step-size embedding (``sin_d``), which continuous jumps and the split need, so
 their effect reads against it as well as against "plain"; "EMA targets 0.999" is the official
 code's choice, the far end of what the twin EMA (0.95) moves to from plain's online targets."""
@@ -329,7 +304,7 @@ def run_switch_ablation(
     variants: Sequence[str] | None = None,
     **kwargs,
 ) -> AblationResult:
-    """:func:`run_ablation` of the group ``"switch"``: the variants of :data:`SHORTCUT_SWITCHES`
+    """:func:`run_ablation` of the group ``"switch"``: the variants of :data:`~shortcut_mini.method_settings.SHORTCUT_SWITCHES`
     (``variants`` keeps some of them, by name, "plain" always first) over ``base``, a plain
     shortcut config of a 2D toy; ``kwargs`` go to :func:`run_ablation`."""
     if base.method != "shortcut":

@@ -29,6 +29,8 @@ from .errors import UserError
 from .fieldtypes import coerce, describe, matches
 
 __all__ = [
+    "MEANFLOW_SETTINGS",
+    "SHORTCUT_SWITCHES",
     "MeanFlowSettings",
     "MethodSettings",
     "NoSettings",
@@ -245,6 +247,64 @@ class ShortcutSettings(MethodSettings):
             self,
             {"target_ema_decay": (0, 1, True, "in [0, 1) (iSM: 0.95), or none for off")},
         )
+
+
+_STEP_AS_NUMBER = {"level_embedding": "sin_d"}
+SHORTCUT_SWITCHES: dict[str, dict] = {
+    "plain": {},
+    "OT pairing": {"method_args": {"ot_pairing": True}},
+    "step as a number": dict(_STEP_AS_NUMBER),
+    "continuous jumps": {**_STEP_AS_NUMBER, "method_args": {"jump_sizes": "continuous"}},
+    "SplitMeanFlow split": {
+        **_STEP_AS_NUMBER,
+        "method_args": {"jump_sizes": "continuous", "split_point": "uniform"},
+    },
+    "twin EMA 0.95": {"method_args": {"target_ema_decay": 0.95}},
+    "EMA targets 0.999": {"target_weights": "ema"},
+    "all switches": {
+        **_STEP_AS_NUMBER,
+        "method_args": {
+            "ot_pairing": True,
+            "jump_sizes": "continuous",
+            "split_point": "uniform",
+            "target_ema_decay": 0.95,
+        },
+    },
+}
+"""The shortcut objective's switches beyond the paper (``ShortcutSettings``), each alone and
+all together, as ``{variant: TrainConfig changes}`` over a plain shortcut config; the variant
+group that the 2D switch benchmark and the book's "since the paper" chapter both train, and the
+rows of the ``since_paper`` reproduction preset."""
+
+
+MEANFLOW_SETTINGS = {
+    "imagenet": dict(
+        meanflow_ratio=0.25,
+        meanflow_t_mean=-0.4,
+        meanflow_t_std=1.0,
+        meanflow_norm_p=1.0,
+        meanflow_norm_eps=0.01,
+    ),
+    "between": dict(
+        meanflow_ratio=0.5,
+        meanflow_t_mean=-1.2,
+        meanflow_t_std=1.5,
+        meanflow_norm_p=0.875,
+        meanflow_norm_eps=0.003,
+    ),
+    "cifar10": dict(
+        meanflow_ratio=0.75,
+        meanflow_t_mean=-2.0,
+        meanflow_t_std=2.0,
+        meanflow_norm_p=0.75,
+        meanflow_norm_eps=1e-3,
+    ),
+}
+"""Named MeanFlow settings (``TrainConfig.method_args`` of a ``meanflow`` run): the paper's ImageNet run (the defaults:
+t and r from LN(-0.4, 1)), its CIFAR-10 run (unconditional and small, like this project's data;
+the official PyTorch code's CIFAR-10 script draws both times from LN(-2, 2)), and one between
+them (the means of the two ratios, time distributions and powers, about the geometric mean of
+the two constants ``c``)."""
 
 
 def settings_help(classes) -> str:

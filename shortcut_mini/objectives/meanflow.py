@@ -41,7 +41,7 @@ inside the JVP runs through ``attention`` (``"math"`` or ``"matmul"``,
 **Settings.** ``(t, d)`` come from two logit-normal draws in the paper's convention (1 = noise),
 sorted, with the share ``ratio`` of rows jumping (``d > 0``) and the rest ``d = 0``; the loss of
 each row, its squared error ``L`` summed over the row (as the official code), is weighted by
-``1 / stopgrad(L + c)^p``. :data:`MEANFLOW_SETTINGS` names the paper's ImageNet settings (the
+``1 / stopgrad(L + c)^p``. :data:`~shortcut_mini.method_settings.MEANFLOW_SETTINGS` names the paper's ImageNet settings (the
 defaults: ratio 0.25, LN(-0.4, 1), p = 1, c = 0.01), its CIFAR-10 ones (ratio 0.75, LN(-2, 2), p = 0.75,
 c = 1e-3) and one between them. The step size enters the network as a number, so MeanFlow
 trains the ``sin_d_unit`` embedding (its declared default: nothing to set).
@@ -67,7 +67,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..method_settings import MeanFlowSettings
+from ..method_settings import MEANFLOW_SETTINGS, MeanFlowSettings
 from ..models.dit import ATTENTION_KERNELS, forward_ad_attention
 from .base import Objective, ObjectiveOutput, TrainingTargets, drop_labels, interpolate
 
@@ -82,35 +82,6 @@ __all__ = [
     "sample_meanflow_times",
     "unwrap_module",
 ]
-
-MEANFLOW_SETTINGS = {
-    "imagenet": dict(
-        meanflow_ratio=0.25,
-        meanflow_t_mean=-0.4,
-        meanflow_t_std=1.0,
-        meanflow_norm_p=1.0,
-        meanflow_norm_eps=0.01,
-    ),
-    "between": dict(
-        meanflow_ratio=0.5,
-        meanflow_t_mean=-1.2,
-        meanflow_t_std=1.5,
-        meanflow_norm_p=0.875,
-        meanflow_norm_eps=0.003,
-    ),
-    "cifar10": dict(
-        meanflow_ratio=0.75,
-        meanflow_t_mean=-2.0,
-        meanflow_t_std=2.0,
-        meanflow_norm_p=0.75,
-        meanflow_norm_eps=1e-3,
-    ),
-}
-"""Named MeanFlow settings (``TrainConfig.method_args`` of a ``meanflow`` run): the paper's ImageNet run (the defaults:
-t and r from LN(-0.4, 1)), its CIFAR-10 run (unconditional and small, like this project's data;
-the official PyTorch code's CIFAR-10 script draws both times from LN(-2, 2)), and one between
-them (the means of the two ratios, time distributions and powers, about the geometric mean of
-the two constants ``c``)."""
 
 
 def unwrap_module(model: nn.Module) -> nn.Module:

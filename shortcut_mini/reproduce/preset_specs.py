@@ -13,6 +13,7 @@ the command line's ``--help`` does without.
 from __future__ import annotations
 
 from ..levels import DEFAULT_BUDGETS
+from ..method_settings import MEANFLOW_SETTINGS, SHORTCUT_SWITCHES
 
 __all__ = ["PRESETS", "TABLE1_METHODS"]
 
@@ -81,40 +82,14 @@ def _table1_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 _TABLE1_ROWS = object()  # stands for _table1_rows(TABLE1_METHODS) until PRESETS is read
 # The tuning sweep (the MeanFlow issue): MeanFlow at its paper's ImageNet and CIFAR-10 settings and
-# one between them (shortcut_mini.objectives.MEANFLOW_SETTINGS; a test keeps the two equal), and,
+# one between them (shortcut_mini.method_settings.MEANFLOW_SETTINGS), and,
 # with the same tuning budget, shortcut models at three self-consistency fractions, each one row
 # of the table1 budget, so that neither method is compared at settings chosen for the other.
 _TUNING_ROWS = {
-    "meanflow_imagenet": dict(
-        method="meanflow",
-        method_args=dict(
-            meanflow_ratio=0.25,
-            meanflow_t_mean=-0.4,
-            meanflow_t_std=1.0,
-            meanflow_norm_p=1.0,
-            meanflow_norm_eps=0.01,
-        ),
-    ),
-    "meanflow_between": dict(
-        method="meanflow",
-        method_args=dict(
-            meanflow_ratio=0.5,
-            meanflow_t_mean=-1.2,
-            meanflow_t_std=1.5,
-            meanflow_norm_p=0.875,
-            meanflow_norm_eps=0.003,
-        ),
-    ),
-    "meanflow_cifar10": dict(
-        method="meanflow",
-        method_args=dict(
-            meanflow_ratio=0.75,
-            meanflow_t_mean=-2.0,
-            meanflow_t_std=2.0,
-            meanflow_norm_p=0.75,
-            meanflow_norm_eps=1e-3,
-        ),
-    ),
+    **{
+        f"meanflow_{name}": dict(method="meanflow", method_args=dict(args))
+        for name, args in MEANFLOW_SETTINGS.items()
+    },
     "shortcut_k1_8": dict(method="shortcut", bootstrap_fraction=0.125),
     "shortcut_k1_4": dict(method="shortcut", bootstrap_fraction=0.25),
     "shortcut_k1_2": dict(method="shortcut", bootstrap_fraction=0.5),
@@ -124,18 +99,15 @@ _TUNING_ROWS = {
 # two seeds. The combination's switches are chosen when it runs, from the single switches'
 # records, by a rule stated before (shortcut_mini.verdict.switches_to_combine, applied by
 # benchmarks/switch_choice.py and given to this row with --set); its default here is every switch.
-_SPLIT = dict(jump_sizes="continuous", split_point="uniform")
-_SINCE_PAPER_ROWS = {
-    "shortcut_ot": dict(method="shortcut", method_args=dict(ot_pairing=True)),
-    "shortcut_split": dict(method="shortcut", level_embedding="sin_d", method_args=_SPLIT),
-    "shortcut_twin_ema": dict(method="shortcut", method_args=dict(target_ema_decay=0.95)),
-    # the split's control: the step size as a number (its embedding), the jumps as the paper's
-    "shortcut_sin_d": dict(method="shortcut", level_embedding="sin_d"),
-    "shortcut_combined": dict(
-        method="shortcut",
-        level_embedding="sin_d",
-        method_args=dict(ot_pairing=True, target_ema_decay=0.95, **_SPLIT),
-    ),
+_SINCE_PAPER_ROWS = {  # each row: a variant of the switch table, on a plain shortcut run
+    row: dict(method="shortcut", **SHORTCUT_SWITCHES[variant])
+    for row, variant in (
+        ("shortcut_ot", "OT pairing"),
+        ("shortcut_split", "SplitMeanFlow split"),
+        ("shortcut_twin_ema", "twin EMA 0.95"),
+        ("shortcut_sin_d", "step as a number"),  # the split's control: the step as a number alone
+        ("shortcut_combined", "all switches"),
+    )
 }
 _PRESETS: dict[str, dict] = {
     "smoke": dict(
