@@ -24,6 +24,7 @@ __all__ = [
     "SINGLE_PHASE",
     "Verdict",
     "best_one_step",
+    "improves_on_every_seed",
     "switches_to_combine",
     "table1_verdict",
 ]
@@ -38,6 +39,9 @@ ONE_STEP_TIE = 1.01
 """Settings whose 1-step distances are within this factor of the best tie (:func:`best_one_step`)."""
 MANY_STEP_SLACK = 1.05
 """A switch may cost at most this factor of plain's 128-step distance (:func:`switches_to_combine`)."""
+ONE_STEP_GAIN = 0.8
+"""A combination must bring the 1-step distance to at most this factor of plain's
+(:func:`improves_on_every_seed`: 20% lower)."""
 
 
 def best_one_step(distance: Mapping[str, Mapping[int, float]]) -> str:
@@ -71,6 +75,31 @@ def switches_to_combine(
         if row[1] * ONE_STEP_TIE < plain[1] and row[most] <= MANY_STEP_SLACK * plain[most]
     )
     return joined or [min(alone, key=lambda name: alone[name][1])]
+
+
+def improves_on_every_seed(
+    plain: Mapping[int, Mapping[int, float]],
+    combined: Mapping[int, Mapping[int, float]],
+    seeds: Sequence[int],
+) -> tuple[bool | None, dict[int, tuple[float, float, bool]]]:
+    """Whether a combination of switches improves on the plain shortcut model on every seed of
+    ``seeds``, by a rule stated before it ran: at least 20% lower 1-step distance
+    (:data:`ONE_STEP_GAIN`) and at most 5% higher at the most steps measured
+    (:data:`MANY_STEP_SLACK`), each seed against plain's run of the same seed.
+
+    ``plain`` and ``combined`` map a training seed to its distances by step budget. Returns the
+    verdict and, per seed recorded in both, ``(1-step ratio, many-step ratio, holds)``. The
+    verdict is False as soon as one seed fails, True when every seed of ``seeds`` holds, and None
+    (not decided) while seeds are missing and the recorded ones hold."""
+    per_seed = {}
+    for seed in sorted(set(plain) & set(combined)):
+        p, c = plain[seed], combined[seed]
+        most = max(p)
+        one, many = c[1] / p[1], c[most] / p[most]
+        per_seed[seed] = (one, many, one <= ONE_STEP_GAIN and many <= MANY_STEP_SLACK)
+    if any(not holds for _, _, holds in per_seed.values()):
+        return False, per_seed
+    return (True if set(seeds) <= set(per_seed) else None), per_seed
 
 
 @dataclass

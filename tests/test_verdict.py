@@ -2,7 +2,12 @@
 
 import pytest
 
-from shortcut_mini.verdict import best_one_step, switches_to_combine, table1_verdict
+from shortcut_mini.verdict import (
+    best_one_step,
+    improves_on_every_seed,
+    switches_to_combine,
+    table1_verdict,
+)
 
 
 def table(**rows):
@@ -83,3 +88,25 @@ def test_switches_to_combine_falls_back_to_the_best_single_switch():
     assert switches_to_combine(plain, alone) == ["b"]
     with pytest.raises(ValueError):
         switches_to_combine(plain, {})
+
+
+def test_improves_on_every_seed_needs_each_seed_against_its_own_plain_run():
+    plain = {0: {1: 100.0, 128: 40.0}, 1: {1: 110.0, 128: 44.0}}
+    good = {0: {1: 80.0, 128: 42.0}, 1: {1: 88.0, 128: 46.0}}  # -20% / +5%, -20% / +4.5%
+    verdict, per_seed = improves_on_every_seed(plain, good, seeds=(0, 1))
+    assert verdict is True
+    one, many, holds = per_seed[1]
+    assert (one, many) == pytest.approx((0.8, 46 / 44)) and holds
+    # seed 1 gains 19% against its own plain run, though 88 is 20% below seed 0's plain
+    short = {0: {1: 80.0, 128: 40.0}, 1: {1: 89.1, 128: 44.0}}
+    assert improves_on_every_seed(plain, short, seeds=(0, 1))[0] is False
+    costly = {0: {1: 50.0, 128: 42.1}}  # +5.25% at the most steps fails on its own
+    assert improves_on_every_seed(plain, costly, seeds=(0, 1))[0] is False
+
+
+def test_improves_on_every_seed_waits_for_missing_seeds_unless_one_failed():
+    plain = {0: {1: 100.0, 128: 40.0}, 1: {1: 100.0, 128: 40.0}}
+    assert improves_on_every_seed(plain, {0: {1: 70.0, 128: 40.0}}, seeds=(0, 1))[0] is None
+    verdict, per_seed = improves_on_every_seed(plain, {0: {1: 84.0, 128: 36.0}}, seeds=(0, 1))
+    assert verdict is False and per_seed == {0: (0.84, 0.9, False)}
+    assert improves_on_every_seed(plain, {}, seeds=(0, 1)) == (None, {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..levels import DEFAULT_BUDGETS
 from ..method_settings import MEANFLOW_SETTINGS, SHORTCUT_SWITCHES
 
-__all__ = ["PRESETS", "TABLE1_METHODS"]
+__all__ = ["PRESETS", "SINCE_PAPER_VARIANTS", "TABLE1_METHODS"]
 
 PRESETS: dict[str, dict]  # every preset by name (assigned by __getattr__, below)
 TABLE1_METHODS: tuple[str, ...]  # the methods of the table1 presets, in the registry's order
@@ -81,6 +81,12 @@ def _table1_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _TABLE1_ROWS = object()  # stands for _table1_rows(TABLE1_METHODS) until PRESETS is read
+# Shortcut's self-consistency fraction at the table1 budget: 1/2, not the paper's 1/4
+# (TrainConfig's default). The tuning preset's sweep (1/8, 1/4, 1/2) chose it by the rule that
+# chose MeanFlow's settings, the lowest 1-step FD (shortcut_mini.verdict.best_one_step); records
+# in benchmarks/results/tuning_2026-12-03c and table1_2026-12-03. Every shortcut row trained on
+# that budget uses it, so that the rows compared with shortcut are compared at its chosen setting.
+_SHORTCUT_TUNED = dict(bootstrap_fraction=0.5)
 # The tuning sweep (the MeanFlow issue): MeanFlow at its paper's ImageNet and CIFAR-10 settings and
 # one between them (shortcut_mini.method_settings.MEANFLOW_SETTINGS), and,
 # with the same tuning budget, shortcut models at three self-consistency fractions, each one row
@@ -96,19 +102,32 @@ _TUNING_ROWS = {
 }
 # Shortcut models since the paper: each switch of the shortcut objective beyond the paper alone,
 # at the table1 budget, against the table1 preset's plain shortcut runs; then one combination on
-# two seeds. The combination's switches are chosen when it runs, from the single switches'
-# records, by a rule stated before (shortcut_mini.verdict.switches_to_combine, applied by
-# benchmarks/switch_choice.py and given to this row with --set); its default here is every switch.
-_SINCE_PAPER_ROWS = {  # each row: a variant of the switch table, on a plain shortcut run
-    row: dict(method="shortcut", **SHORTCUT_SWITCHES[variant])
-    for row, variant in (
-        ("shortcut_ot", "OT pairing"),
-        ("shortcut_split", "SplitMeanFlow split"),
-        ("shortcut_twin_ema", "twin EMA 0.95"),
-        ("shortcut_sin_d", "step as a number"),  # the split's control: the step as a number alone
-        ("shortcut_combined", "all switches"),
-    )
+# two seeds. The combination's switches were chosen from the single switches' records by a rule
+# stated before they ran (shortcut_mini.verdict.switches_to_combine, applied by
+# benchmarks/switch_choice.py): OT pairing and the step as a number, see
+# benchmarks/results/since_paper_2026-12-03/part_singles/switch_choice.json.
+SINCE_PAPER_VARIANTS = {  # each row: variants of the switch table, on a plain shortcut run
+    "shortcut_ot": ("OT pairing",),
+    "shortcut_split": ("SplitMeanFlow split",),
+    "shortcut_twin_ema": ("twin EMA 0.95",),
+    "shortcut_sin_d": ("step as a number",),  # the split's control: the step as a number alone
+    "shortcut_combined": ("OT pairing", "step as a number"),
 }
+
+
+def _switch_row(*variants: str) -> dict:
+    """A shortcut row at the tuned fraction with the switches of ``variants`` together."""
+    row = dict(method="shortcut", **_SHORTCUT_TUNED)
+    for variant in variants:
+        switch = SHORTCUT_SWITCHES[variant]
+        row.update({k: v for k, v in switch.items() if k != "method_args"})
+        row["method_args"] = {**row.get("method_args", {}), **switch.get("method_args", {})}
+    if not row["method_args"]:
+        del row["method_args"]
+    return row
+
+
+_SINCE_PAPER_ROWS = {row: _switch_row(*variants) for row, variants in SINCE_PAPER_VARIANTS.items()}
 _PRESETS: dict[str, dict] = {
     "smoke": dict(
         description="tiny CPU check of the whole pipeline (digits 8x8, 1-block dit-tiny, seconds)",
@@ -176,7 +195,8 @@ _PRESETS: dict[str, dict] = {
         # preset's sweep chose them by a rule stated before it ran (lowest 1-step FD), see
         # benchmarks/results/tuning_2026-12-03b/meanflow_choice.json
         method_config={  # reflow makes 60,000 pairs (the training set's size)
-            _FAIRNESS_ROW: dict(method="shortcut", steps=16_000),  # teacher's + student's images
+            "shortcut": _SHORTCUT_TUNED,
+            _FAIRNESS_ROW: dict(method="shortcut", steps=16_000, **_SHORTCUT_TUNED),
         },
         eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
@@ -185,11 +205,11 @@ _PRESETS: dict[str, dict] = {
             "0), each 8,000 steps x 256 = 2.05M training images (shortcut_16k: 16,000 steps); "
             "the distilled students start from flow_matching seed 0; reflow first generates "
             "60,000 pairs with 128 teacher steps each. Measured on one H200, one run at a time, "
-            "training and evaluation (2026-12-03): flow matching 84-102 s, shortcut 97 s, "
+            "training and evaluation (2026-12-03): flow matching 84-102 s, shortcut 108-163 s, "
             "diffusion 125 s, consistency training 165 s, live reflow 167 s, consistency "
             "distillation 170 s, progressive distillation 199 s, reflow 250 s (its pairs "
             "included); the part of flow matching seeds 0 and 1 with the three students 23 min "
-            "with the classifier; MeanFlow 149-170 s; shortcut_16k 220 s."
+            "with the classifier; MeanFlow 149-170 s; shortcut_16k 202 s."
         ),
     ),
     "tuning": dict(
@@ -223,8 +243,9 @@ _PRESETS: dict[str, dict] = {
         eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
-            "6 runs of 8,000 steps x 256 = 2.05M images each; not measured yet (a plain shortcut "
-            "run of the same budget: 112-113 s with evaluation on one H200)."
+            "6 runs of 8,000 steps x 256 = 2.05M images each. Measured on one H200, one run at a "
+            "time, training and evaluation (2026-12-03): OT pairing 233 s, split 146 s, twin EMA "
+            "210 s, step as a number 136 s, the combination 218 s (seed 0)."
         ),
     ),
     "fashion_mnist": dict(

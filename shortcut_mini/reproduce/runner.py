@@ -385,7 +385,7 @@ def _seeds_line(plan: BatchPlan) -> str:
 
 def _announce(plan: BatchPlan, say, dry_run: bool) -> None:
     say(
-        f"reproduce {plan.preset}: {len(plan.runs)} runs ({_seeds_line(plan)}) in {plan.out} "
+        f"reproduce {plan.preset}: {len(plan.runs)} run{'' if len(plan.runs) == 1 else 's'} ({_seeds_line(plan)}) in {plan.out} "
         f"[engine {plan.engine}"
         + (f", {plan.nproc} training processes per run]" if plan.nproc > 1 else "]")
     )
