@@ -389,3 +389,28 @@ def test_evaluate_samples_each_budget_with_that_stages_student(tmp_path, tiny_co
         x = sample(run_for_budget(tmp_path, budget), 128, steps=budget, seed=0)
         assert table[budget]["distance"] == pytest.approx(sliced_wasserstein(x, ref))
     assert table[2]["distance"] != table[4]["distance"]
+
+
+@pytest.mark.parametrize("method", ["consistency_distillation", "progressive_distillation"])
+def test_the_teacher_runs_compiled_as_the_student_and_follows_each_stage(
+    tmp_path, tiny_config, teacher_dir, method, monkeypatch
+):
+    # compile=True compiles the teacher as it compiles the student (torch.compile's tracing,
+    # without inductor's kernels, on the CPU): the same training as eagerly, so the compiled
+    # teacher runs the current teacher, also after progressive distillation's stage ends
+    # overwrite its weights in place
+    trainer = importlib.import_module("shortcut_mini.train.trainer")  # not train(), its module
+    compiled = []
+
+    def compile_eagerly(module, mode, **_):
+        compiled.append(type(module).__name__)
+        return torch.compile(module, backend="eager", dynamic=False)
+
+    monkeypatch.setattr(trainer, "compile_for_training", compile_eagerly)
+    cfg = _student(tiny_config, method, teacher=str(teacher_dir), steps=14)
+    eager = train(cfg.replace(out_dir=str(tmp_path / "eager")))
+    assert compiled == []
+    traced = train(cfg.replace(compile=True, out_dir=str(tmp_path / "compiled")))
+    assert len(compiled) == 2  # the student's training network, then the teacher
+    for a, b in zip(eager.model.parameters(), traced.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)

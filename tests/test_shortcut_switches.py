@@ -4,6 +4,7 @@ cases against its math; with every switch off the loss is the paper's, bit for b
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 
@@ -18,6 +19,7 @@ from shortcut_mini.method_settings import SettingError, ShortcutSettings
 from shortcut_mini.models import MLPVelocity
 from shortcut_mini.objectives import Shortcut, allocate_levels, self_consistency_target
 from shortcut_mini.objectives.base import interpolate, regression_loss
+from shortcut_mini.objectives.lifecycle import ObjectiveContext
 from shortcut_mini.objectives.ot_pairing import ot_pair_noise, ot_permutation, pairing_cost
 from shortcut_mini.objectives.shortcut import rows_of_level, split_target
 from shortcut_mini.run_store import load_checkpoint
@@ -232,6 +234,48 @@ def test_twin_ema_averages_update_at_their_stated_rates():
         assert torch.allclose(_params(ema.model), slow, atol=1e-6)
     assert obj.loss(model, x1, None, generator=gen, step=11).loss.isfinite()  # same step: no update
     assert torch.allclose(_params(obj.target_ema), fast, atol=1e-6)
+
+
+def test_twin_ema_targets_run_through_the_runs_compile_and_follow_the_updates():
+    # the trainer hands setup() its compile; the twin EMA's target pass goes through it, and
+    # since the compiled module shares the average's parameters, the in-place updates reach it
+    torch.manual_seed(0)
+    model = MLPVelocity(dim=2, width=16, depth=1, M=8)
+    compiled = []
+
+    def compile_eagerly(module):  # torch.compile's tracing, without inductor's kernels
+        compiled.append(module)
+        return torch.compile(module, backend="eager", dynamic=False)
+
+    context = ObjectiveContext(None, "cpu", model, model, None, {}, 6, compile=compile_eagerly)
+    plain = Shortcut(M=8, bootstrap_fraction=0.5, target_ema_decay=0.95)
+    traced = Shortcut(M=8, bootstrap_fraction=0.5, target_ema_decay=0.95)
+    traced.setup(context)
+    assert compiled == [traced.target_ema]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x1 = torch.randn(16, 2)
+    for step in range(6):
+        a = plain.loss(model, x1, None, generator=torch.Generator().manual_seed(step), step=step)
+        b = traced.loss(model, x1, None, generator=torch.Generator().manual_seed(step), step=step)
+        assert torch.allclose(a.targets.target, b.targets.target, atol=1e-6), step
+        opt.zero_grad()
+        a.loss.backward()
+        opt.step()
+    assert not torch.equal(_params(traced.target_ema), _params(model))  # an average, not a copy
+
+
+def test_the_trainer_compiles_the_twin_ema_as_it_compiles_the_network(tmp_path, monkeypatch):
+    trainer = importlib.import_module("shortcut_mini.train.trainer")  # not train(), its module
+    seen = []
+    monkeypatch.setattr(
+        trainer, "compile_for_training", lambda module, mode, **_: seen.append(mode) or module
+    )
+    args = dict(method_args={"target_ema_decay": 0.95}, bootstrap_fraction=0.5, steps=2)
+    train(make_tiny_config(**args, compile=True, out_dir=str(tmp_path / "on")))
+    assert len(seen) == 2 and len(set(seen)) == 1  # the network, then the twin EMA: one mode
+    seen.clear()
+    train(make_tiny_config(**args, compile=False, out_dir=str(tmp_path / "off")))
+    assert seen == []
 
 
 def test_twin_ema_refuses_ema_target_weights_and_a_bad_decay():

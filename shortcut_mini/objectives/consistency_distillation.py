@@ -97,11 +97,13 @@ class ConsistencyDistillation(Objective):
         self.M, self.teacher_path = M, teacher
         self.target_weights, self.clip = target_weights, clip
         self.teacher: nn.Module | None = None
+        self._teacher_net: nn.Module | None = None  # what runs the teacher (compiled?)
 
     def setup(self, context: ObjectiveContext) -> None:
         """Load the teacher; a fresh run starts the student from its weights."""
         loaded = setup_teacher(self.name, self.teacher_path, context)
         self.teacher = loaded.ema
+        self._teacher_net = context.compile(self.teacher)  # compiled as the student is
 
     def make_targets(
         self, x1, y, *, generator, target_model: nn.Module, teacher: nn.Module, x0=None
@@ -124,7 +126,8 @@ class ConsistencyDistillation(Objective):
         if self.teacher is None:
             raise RuntimeError("ConsistencyDistillation.setup() loads the teacher: call it first")
         target_model = target_network(self.target_weights, model, ema_model)
+        teacher = self.teacher if self._teacher_net is None else self._teacher_net
         targets = self.make_targets(
-            x1, y, generator=generator, target_model=target_model, teacher=self.teacher
+            x1, y, generator=generator, target_model=target_model, teacher=teacher
         )
         return regression_loss(model, targets)

@@ -40,7 +40,9 @@ class ObjectiveContext:
     ``config`` is the run's ``TrainConfig``; ``model`` and ``ema_model`` are the student's online and EMA networks (restored in place on
     resume); ``data`` the training set; ``resumed`` whether a checkpoint will be restored after
     ``setup``; ``barrier`` waits for every process (a no-op in one process); ``autocast()``
-    the trainer's mixed-precision context.
+    the trainer's mixed-precision context; ``compile(module)`` returns ``module`` compiled as
+    the training network is (the module itself where the run does not compile), for a network
+    of the objective's own that each step calls.
     """
 
     run_dir: Path | None
@@ -57,6 +59,7 @@ class ObjectiveContext:
     world_size: int = 1
     barrier: Callable[[], None] = field(default=lambda: None)
     autocast: Callable[[], Any] = field(default=contextlib.nullcontext)
+    compile: Callable[[nn.Module], nn.Module] = field(default=lambda module: module)
 
     @property
     def is_main(self) -> bool:

@@ -182,6 +182,7 @@ class ProgressiveDistillation(Objective):
         self.target_weights, self.clip = target_weights, clip
         self.stage, self.stage_steps = 0, None
         self.teacher: nn.Module | None = None
+        self._teacher_net: nn.Module | None = None  # what runs the teacher (compiled?)
         self._ctx: ObjectiveContext | None = None
 
     @property
@@ -205,6 +206,9 @@ class ProgressiveDistillation(Objective):
             )
         loaded = setup_teacher(self.name, self.teacher_path, context)
         self.teacher, self._ctx = loaded.ema, context
+        # compiled as the student is; it shares the teacher's parameters, which each stage's
+        # end overwrites in place (load_state_dict), so it runs the current teacher
+        self._teacher_net = context.compile(self.teacher)
         self.stage, self.stage_steps = 0, context.total_steps // self.K
         if not context.resumed and context.run_dir is not None and context.is_main:
             self._start_index(context.run_dir, loaded.path)
@@ -288,5 +292,6 @@ class ProgressiveDistillation(Objective):
     def loss(self, model: nn.Module, x1, y, *, generator, **_) -> ObjectiveOutput:
         if self.teacher is None:
             raise RuntimeError("ProgressiveDistillation.setup() loads the teacher: call it first")
-        targets = self.make_targets(x1, y, generator=generator, teacher=self.teacher)
+        teacher = self.teacher if self._teacher_net is None else self._teacher_net
+        targets = self.make_targets(x1, y, generator=generator, teacher=teacher)
         return regression_loss(model, targets)

@@ -277,6 +277,8 @@ class Shortcut(Objective):
         self.target_ema_decay = target_ema_decay
         self.flow = FlowMatching(M, t_sampling, class_dropout, num_classes)
         self.target_ema: nn.Module | None = None  # the twin EMA's network, made at first use
+        self._target_ema_net: nn.Module | None = None  # what computes its targets (compiled?)
+        self._compile = lambda module: module  # the trainer's compile (ObjectiveContext)
         self._target_ema_step = -1  # the step whose update the twin EMA last took
         self._pending_state: dict | None = None
 
@@ -388,6 +390,7 @@ class Shortcut(Objective):
         """Check the step-size embedding, and make the twin EMA from the initial weights (a
         checkpoint's state is loaded into it next, on resume)."""
         self.check_level_embedding(getattr(context.config, "level_embedding", None))
+        self._compile = context.compile
         if self.target_ema_decay is not None:
             self._make_target_ema(context.model)
 
@@ -395,6 +398,9 @@ class Shortcut(Objective):
         net = online_network(model)
         net = getattr(net, "_orig_mod", net)  # under torch.compile
         self.target_ema = copy.deepcopy(net).eval().requires_grad_(False)
+        # compiled as the training network is, so that its target pass is as fast as the
+        # online targets' (it shares the parameters, which the update changes in place)
+        self._target_ema_net = self._compile(self.target_ema)
         self._target_ema_step = -1
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None
@@ -416,7 +422,7 @@ class Shortcut(Objective):
             if buffers:
                 torch._foreach_copy_(buffers, list(net.buffers()))
             self._target_ema_step = step
-        return self.target_ema
+        return self._target_ema_net
 
     def state_dict(self) -> dict:
         if self.target_ema_decay is None or self.target_ema is None:

@@ -127,8 +127,10 @@ def objective_context(
     parts: Components,
     info: DistInfo,
     resumed: bool,
+    compile=None,
 ) -> ObjectiveContext:
-    """What every objective's ``setup`` is told (most objectives ignore it)."""
+    """What every objective's ``setup`` is told (most objectives ignore it); ``compile``: the
+    run's compile for the objective's own networks (None: they run eagerly)."""
     return ObjectiveContext(
         run_dir=run_dir,
         device=device,
@@ -144,4 +146,5 @@ def objective_context(
         world_size=info.world_size,
         barrier=lambda: barrier(info),
         autocast=lambda: autocast(device, precision),
+        **({} if compile is None else {"compile": compile}),
     )

@@ -186,8 +186,18 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         data = load_training_data(cfg, dataset, device, info).to(device)
         dinfo = data_info_of(data, cfg)
         parts = build_components(cfg, dinfo, device, precision)
+        plan = compile_plan(cfg, device, precision)
         context = objective_context(
-            cfg, folder.path, device, precision, data, dinfo, parts, info, resume is not None
+            cfg,
+            folder.path,
+            device,
+            precision,
+            data,
+            dinfo,
+            parts,
+            info,
+            resume is not None,
+            compile=(lambda module: compile_for_training(module, plan[1])) if plan[0] else None,
         )
         call_setup(parts.objective, context)  # teachers, pairs: before a restore
         ckpt = Checkpointer(folder.path, parts, cfg, dinfo, precision, writes=info.is_main)
@@ -196,7 +206,7 @@ def _train(cfg: TrainConfig, dataset: ArrayDataset | None, info: DistInfo) -> Ru
         if resume is not None and info.is_main:
             print(_resume_line(cfg, start), file=sys.stderr, flush=True)
         log_path = folder.path / METRICS_NAME if folder.path and info.is_main else None
-        loop = _Loop(cfg, info, device, precision, data, dinfo, parts, ckpt)
+        loop = _Loop(cfg, info, device, precision, data, dinfo, parts, ckpt, plan)
         with MetricsLog(log_path, history, info, cfg.batch_size) as log:
             seconds = loop.run(log, start, seconds)
     finally:
@@ -274,6 +284,7 @@ class _Loop:
         dinfo: dict,
         parts: Components,
         ckpt: Checkpointer,
+        plan: tuple[bool, str] | None = None,
     ):
         self.cfg, self.info, self.device, self.precision = cfg, info, device, precision
         self.data, self.dinfo, self.parts, self.ckpt = data, dinfo, parts, ckpt
@@ -282,7 +293,7 @@ class _Loop:
         self.gen = torch.Generator(device)
         self.guard = FiniteGuard(info, device, cfg, precision)
         # what ``cfg.compile`` means: torch.compile(mode=..., **options), see shortcut_mini.speed
-        self.compiles, self.compile_mode = compile_plan(cfg, device, precision)
+        self.compiles, self.compile_mode = plan or compile_plan(cfg, device, precision)
         self.compile_options: dict = {}
 
     def network(self) -> nn.Module:
