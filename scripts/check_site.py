@@ -20,8 +20,9 @@ Chromium, lets the page's JavaScript (MathJax) run, and inspects the rendered DO
   (``['1/2', '1/4']``, ``[0.5, 0.25, 0.25]``), ``None`` in mid-sentence, or ``step(s)``
   (outside the API reference's entries, where ``None`` and lists are Python);
 - a heading number that does not start with its chapter's number (``5.1`` inside chapter 3);
-- a table wider than the content column at the screenshot width (1280 px by default), measured in
-  the browser by a script that the check's own server adds to every page it serves;
+- a table or a display equation wider than the content column at the screenshot width (1280 px by
+  default), measured in the browser by a script that the check's own server adds to every page it
+  serves (a wide equation scrolls inside its box, so a reader sees it cut off);
 - an absolute path of the machine that built it (the repository's folder, a home folder, a
   temporary folder made by Python's ``tempfile``, or any absolute path into the repository's
   folders such as ``/.../book/results``), in prose or in code output.
@@ -132,7 +133,8 @@ BUILD_PATH = re.compile(
     r")"
 )
 # The measurement the check's server adds to each page: after the page's scripts ran, it records
-# the content column's width and every table wider than it on <html data-check-site="{...}">.
+# the content column's width, every table wider than it and every display equation wider than it
+# (or than its own box, which then scrolls) on <html data-check-site="{...}">.
 MEASURE_ATTR = "data-check-site"
 MEASURE_SCRIPT = """<script>
 (function () {
@@ -150,8 +152,22 @@ MEASURE_SCRIPT = """<script>
         wide.push({width: Math.round(w), text: (t.innerText || "").replace(/\\s+/g, " ").slice(0, 60)});
       }
     });
+    // display equations: the book's CSS lets a wide one scroll inside its box, cut off to the eye
+    var wideMath = [];
+    var equations = Array.prototype.filter.call(
+      col.querySelectorAll('mjx-container[display="true"], div.math'),
+      function (m) { return !(m.matches("div.math") && m.querySelector("mjx-container")); });
+    equations.forEach(function (m) {
+      var w = Math.max(m.getBoundingClientRect().width, m.scrollWidth);
+      if (w > width + 1 || m.scrollWidth > m.clientWidth + 1) {
+        var label = m.querySelector("mjx-assistive-mml") || m;
+        wideMath.push({width: Math.round(w),
+          text: (label.textContent || "").replace(/\\s+/g, " ").slice(0, 60)});
+      }
+    });
     document.documentElement.setAttribute("data-check-site", JSON.stringify(
-      {viewport: window.innerWidth, column: Math.round(width), tables: tables.length, wide: wide}));
+      {viewport: window.innerWidth, column: Math.round(width), tables: tables.length, wide: wide,
+       equations: equations.length, wide_math: wideMath}));
   }
   window.addEventListener("load", function () { setTimeout(measure, 4000); });
 })();
@@ -356,15 +372,21 @@ def heading_problems(headings: list[tuple[int, str]]) -> list[str]:
 
 
 def wide_tables(measure: dict | None) -> list[str]:
-    """Problems for tables wider than the content column, from what ``MEASURE_SCRIPT`` recorded."""
+    """Problems for tables and display equations wider than the content column, from what
+    ``MEASURE_SCRIPT`` recorded."""
     if measure is None:
         return []
     if "error" in measure:
         return [f"the table measurement could not be read: {measure['error']}"]
-    return [
+    tables = [
         f"a table is {t['width']} px wide, the content column {measure['column']} px at a "
         f"{measure['viewport']} px window: {t['text']!r}"
         for t in measure.get("wide", [])
+    ]
+    return tables + [
+        f"a display equation is {m['width']} px wide, the content column {measure['column']} px "
+        f"at a {measure['viewport']} px window (break it over lines): {m['text']!r}"
+        for m in measure.get("wide_math", [])
     ]
 
 

@@ -303,6 +303,49 @@ def test_the_browser_measures_table_widths(tmp_path):
     assert "too wide" in measure["wide"][0]["text"]
 
 
+def test_a_display_equation_wider_than_the_column_fails(site):
+    measured = (
+        '<html data-check-site=\'{"viewport": 1280, "column": 700, "tables": 0, "wide": [], '
+        '"equations": 2, "wide_math": [{"width": 910, "text": "E[x1|xt=x]=sum w x"}]}\'>'
+        "<head><title>A chapter</title></head><body><p>" + "x" * 200 + "</p></body></html>"
+    )
+    problems = problems_of(measured, site)
+    assert len(problems) == 1 and "display equation is 910 px wide" in problems[0], problems
+    assert "700 px" in problems[0] and "E[x1|xt=x]" in problems[0]
+    fits = measured.replace('[{"width": 910, "text": "E[x1|xt=x]=sum w x"}]', "[]")
+    assert problems_of(fits, site) == []
+
+
+@pytest.mark.skipif(cs.find_chromium() is None, reason="needs Chromium")
+def test_the_browser_measures_display_equations(tmp_path):
+    # as the book's CSS does, a display equation's box is at most the column wide and scrolls:
+    # one that fits, one whose content is wider than the column (cut off to a reader)
+    box = "display:block;max-width:100%;overflow-x:auto"
+    (tmp_path / "p.html").write_text(
+        "<html><head><title>t</title></head><body><article class='bd-article' style='width:700px'>"
+        f"<div class='math'><mjx-container display='true' style='{box}'>"
+        "<span style='display:inline-block;width:300px'>short</span></mjx-container></div>"
+        f"<div class='math'><mjx-container display='true' style='{box}'>"
+        "<span style='display:inline-block;width:1000px'>long</span>"
+        "<mjx-assistive-mml>v = long</mjx-assistive-mml></mjx-container></div>"
+        "</article></body></html>"
+    )
+    server, base = cs.serve(tmp_path)
+    try:
+        proc = cs.chromium(
+            cs.find_chromium(),
+            ["--virtual-time-budget=8000", "--window-size=1280,800", "--dump-dom", base + "p.html"],
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    measure = cs.scan_html(proc.stdout).measure
+    assert measure["equations"] == 2, measure
+    assert len(measure["wide_math"]) == 1 and measure["wide_math"][0]["width"] >= 1000, measure
+    assert measure["wide_math"][0]["text"] == "v = long", measure
+
+
 @pytest.mark.parametrize(
     "text",
     [
