@@ -200,13 +200,26 @@ def preset_table(cost: bool = True) -> str:
     rows = []
     for name, p in preset_specs.PRESETS.items():
         c, ev = p["config"], p["eval"]
-        model = c["model"] + (f" {c['model_overrides']}" if c.get("model_overrides") else "")
+        changed = c.get("model_overrides") or {}
+        model = c["model"] + (
+            f" ({', '.join(f'{k} {v}' for k, v in changed.items())})" if changed else ""
+        )
         rows.append(
             [f"`{name}`", c["data"], model, f"{c['steps']:,} x {c['batch_size']}", f"{c['lr']:g}"]
-            + [", ".join(p["methods"]), _seeds_text(p), f"{ev['metric']}, n={ev['n']:,}"]
+            + [_methods_text(p["methods"]), _seeds_text(p), f"{ev['metric']}, n={ev['n']:,}"]
             + ([p["cost"]] if cost else [])
         )
     return markdown_table(head + (["cost"] if cost else []), rows)
+
+
+def _methods_text(methods) -> str:
+    """The methods of a preset; every built-in method in a few words (``table1``: all 10 methods
+    and shortcut_16k), so that its row stays a line or two tall."""
+    every = preset_specs.TABLE1_METHODS
+    if set(every) <= set(methods):
+        extra = [m for m in methods if m not in every]
+        return f"all {len(every)} methods" + (f" and {', '.join(extra)}" if extra else "")
+    return ", ".join(methods)
 
 
 def _seeds_text(spec: dict) -> str:
