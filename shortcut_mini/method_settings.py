@@ -273,8 +273,8 @@ SHORTCUT_SWITCHES: dict[str, dict] = {
 }
 """The shortcut objective's switches beyond the paper (``ShortcutSettings``), each alone and
 all together, as ``{variant: TrainConfig changes}`` over a plain shortcut config; the variant
-group that the 2D switch benchmark and the book's "since the paper" chapter both train, and the
-rows of the ``since_paper`` reproduction preset."""
+group that the 2D switch benchmark and the book's "since the paper" chapter both train; the
+``since_paper`` reproduction preset builds its rows from these variants."""
 
 
 MEANFLOW_SETTINGS = {
