@@ -253,6 +253,7 @@ _PRESETS: dict[str, dict] = {
         config=dict(data="fashion_mnist", **_MINI),
         methods=("flow_matching", "shortcut"),
         seeds=(0, 1),
+        method_config={"shortcut": _SHORTCUT_TUNED},
         eval=dict(metric="classifier", n=5_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=_MINI_COST,
