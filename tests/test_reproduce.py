@@ -351,6 +351,28 @@ def test_aggregate_keeps_world_sizes_apart():
     assert "device cpu x1, cpu x2" in md and "| shortcut, 2 GPUs (1 seed) | 200 |" in md
 
 
+def test_aggregate_refuses_a_row_of_two_settings():
+    """Seeds of one row must share what they trained (a mean of 1/4 and 1/2 describes neither);
+    where and how each ran (its seed, folder, compile mode) may differ."""
+    base = good_record()
+    same = {
+        **base,
+        "seed": 1,
+        "config": {
+            **base["config"],
+            "seed": 1,
+            "out_dir": "elsewhere",
+            "compile_mode": "reduce-overhead",
+        },
+    }
+    assert aggregate([base, same]).rows["shortcut"][1][2] == 2
+    other = {**base, "seed": 1, "config": {**base["config"], "seed": 1, "bootstrap_fraction": 0.5}}
+    with pytest.raises(ValueError, match=r"seeds 0 and 1 .*bootstrap_fraction=.* / 0.5"):
+        aggregate([base, other])
+    apart = {**other, "world_size": 2}  # another row: a 2-GPU run may use other settings
+    assert set(aggregate([base, apart]).rows) == {"shortcut", "shortcut, 2 GPUs"}
+
+
 def test_run_names_carry_the_gpu_count():
     assert run_name("shortcut", 3) == "shortcut_seed3"
     assert run_name("shortcut", 3, world_size=2) == "shortcut_seed3_x2"

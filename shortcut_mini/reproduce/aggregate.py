@@ -36,6 +36,24 @@ __all__ = [
 # step, and 128 steps within 25% of flow matching at 128 steps.
 ONE_STEP_RATIO = 5.0
 FULL_STEPS_TOLERANCE = 0.25
+# Config fields that may differ between the seeds of one row: where and how a run ran, not what
+# it trained.
+PER_RUN_FIELDS = frozenset(
+    {
+        "seed",
+        "out_dir",
+        "device",
+        "data_root",
+        "teacher",
+        "reflow_pairs",
+        "progress",
+        "log_every",
+        "ckpt_every",
+        "overwrite",
+        "compile",
+        "compile_mode",
+    }
+)
 
 
 def load_record_files(
@@ -134,6 +152,7 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
     import numpy as np  # here, not at the top: 'shortcut-mini --help' imports this module
 
     records = [r for r in records if r["preset"] == preset]
+    _check_one_config_per_row(records)
     values: dict[str, dict[int, list[float]]] = {}
     for rec in records:
         for e in rec["evaluation"]:
@@ -146,6 +165,24 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
             std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
             rows[method][steps] = (float(np.mean(v)), std, len(v))
     return Summary(preset=preset, records=records, rows=rows)
+
+
+def _check_one_config_per_row(records: list[dict]) -> None:
+    """Raise if two records of one row (label) trained with different settings: their mean
+    would describe neither run."""
+    first: dict[str, dict] = {}
+    for rec in records:
+        label, config = record_label(rec), rec["config"]
+        ref = first.setdefault(label, rec)
+        fields = set(config) | set(ref["config"])
+        differ = sorted(f for f in fields - PER_RUN_FIELDS if config.get(f) != ref["config"].get(f))
+        if differ:
+            shown = ", ".join(f"{f}={ref['config'].get(f)!r} / {config.get(f)!r}" for f in differ)
+            raise ValueError(
+                f"the {label!r} records of seeds {ref['seed']} and {rec['seed']} trained with "
+                f"different settings ({shown}): a row averages one configuration; move the "
+                "records of the other setting out of the folder (or rerun them) before aggregating"
+            )
 
 
 def _row_order(preset: str, records: list[dict]):

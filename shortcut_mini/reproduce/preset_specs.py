@@ -49,10 +49,11 @@ _MINI = dict(
     progress=False,
 )
 _MINI_COST = (
-    "8,000 steps x 256 = 2.05M images. Measured (records in book/results/, 2026-11-26, compiled, "
-    "bf16): training 1.8-3.2 min per run on one H200 and 2.1-3.8 min on one H100 (the first run "
-    "on a machine includes compilation), evaluation 1.4-1.5 min; a batch of 4 runs took 16.5 min "
-    "on an H200 (fashion_mnist) and 19.6 min on an H100 (mnist)."
+    "8,000 steps x 256 = 2.05M images. Measured (records in book/results/, compiled, bf16): "
+    "training 1.6-3.2 min per run on one H200 and 2.1-3.8 min on one H100 (the first run on a "
+    "machine includes compilation); evaluation 1.4-1.5 min in the 2026-11-26 runs, 0.2 min in "
+    "those of 2026-12-03 (fashion_mnist's shortcut); a batch of 4 runs took 16.5 min on an H200 "
+    "(fashion_mnist, 2026-11-26) and 19.6 min on an H100 (mnist)."
 )
 # The paper's Table 1 at mini scale (issue 11): every method, the same network and the same
 # training images per run; the methods that distil a teacher start from the batch's flow-matching
@@ -245,7 +246,7 @@ _PRESETS: dict[str, dict] = {
         cost=(
             "6 runs of 8,000 steps x 256 = 2.05M images each. Measured on one H200, one run at a "
             "time, training and evaluation (2026-12-03): OT pairing 233 s, split 146 s, twin EMA "
-            "210 s, step as a number 136 s, the combination 218 s (seed 0)."
+            "210 s, step as a number 136 s, the combination 218 s (seed 0) and 275 s (seed 1)."
         ),
     ),
     "fashion_mnist": dict(
