@@ -107,6 +107,7 @@ def plot_sample_grid(
     cfg_scale: float = 1.0,
     reference: torch.Tensor | None = None,
     panel_size: float = 2.6,
+    title: str | None = None,
 ):
     """Samples of ``run`` from the same noise at each step budget, one panel per budget.
 
@@ -114,8 +115,9 @@ def plot_sample_grid(
     labels default to ``arange(n) % num_classes`` with one column per class). 2D runs: a scatter
     plot per budget (``n`` default 2,048), plus a leading grey "data" panel if ``reference``
     points are given. A progressive-distillation run samples each budget with that stage's
-    student (:func:`~shortcut_mini.budget_runs.budget_weights`). Returns the figure (one axis per
-    panel).
+    student (:func:`~shortcut_mini.budget_runs.budget_weights`). ``seed`` seeds the noise; the
+    title (default: method, model and the run's training seed) names the run. Returns the figure
+    (one axis per panel).
     """
     from .api import sample
     from .budget_runs import budget_weights
@@ -144,10 +146,10 @@ def plot_sample_grid(
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     if kind == "image":
         gray = run.data_info["shape"][0] == 1
-        for ax, (title, x) in zip(axes, panels):
+        for ax, (panel, x) in zip(axes, panels):
             img = _image_grid(x, nrow)
             ax.imshow(img[..., 0] if gray else img, cmap="gray" if gray else None, vmin=0, vmax=1)
-            ax.set_title(title)
+            ax.set_title(panel)
             ax.axis("off")
     else:
         ref_pts = reference if reference is not None else samples[steps[-1]]
@@ -156,14 +158,16 @@ def plot_sample_grid(
         hi = torch.quantile(ref_pts, 0.995, dim=0)
         pad = 0.1 * (hi - lo)
         lo, hi = (lo - pad).tolist(), (hi + pad).tolist()
-        for ax, (title, x) in zip(axes, panels):
+        for ax, (panel, x) in zip(axes, panels):
             x = torch.as_tensor(x).float()
-            ax.scatter(x[:, 0], x[:, 1], s=1, c="gray" if title == "data" else None, alpha=0.6)
+            ax.scatter(x[:, 0], x[:, 1], s=1, c="gray" if panel == "data" else None, alpha=0.6)
             ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xticks=[], yticks=[])
             ax.set_aspect("equal")
-            ax.set_title(title)
-    method = run.config.method.replace("_", " ")
-    fig.suptitle(f"{method}, {run.config.model}, seed {seed}")
+            ax.set_title(panel)
+    if title is None:
+        method = run.config.method.replace("_", " ")
+        title = f"{method}, {run.config.model}, training seed {run.config.seed}"
+    fig.suptitle(title)
     return fig
 
 

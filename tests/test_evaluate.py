@@ -191,8 +191,15 @@ def test_plots(points_table, points_run, digits_run, tmp_path):
     assert len(fig.axes) == 4  # data + one panel per budget
     assert [a.get_title() for a in fig.axes] == ["data", "1 step", "2 steps", "4 steps"]
 
-    fig = plot_sample_grid(digits_run, steps=(1, 2), n=20)
+    fig = plot_sample_grid(digits_run, steps=(1, 2), n=20, seed=7)
     assert len(fig.axes) == 2 and len(fig.axes[0].images) == 1
+    # the title names the run's training seed, not the seed of the sampling noise
+    cfg = digits_run.config
+    assert fig._suptitle.get_text() == (
+        f"{cfg.method.replace('_', ' ')}, {cfg.model}, training seed {cfg.seed}"
+    )
+    named = plot_sample_grid(digits_run, steps=(1,), n=4, title="shortcut_16k, seed 1")
+    assert named._suptitle.get_text() == "shortcut_16k, seed 1"
 
 
 def test_cli_evaluate_writes_files(points_run, tmp_path, capsys):

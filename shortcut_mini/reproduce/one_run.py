@@ -184,15 +184,18 @@ def evaluate_run(run, preset: str, eval_overrides: dict | None = None, *, cache_
     return table, time.perf_counter() - t0
 
 
-def save_grid(run, preset: str, path: str | Path, seed: int = 0):
-    """Save the preset's sample grid (same noise at each budget of ``grid.steps`` the run can
-    sample; a progressive-distillation budget from its stage's student); the figure."""
+def save_grid(run, preset: str, path: str | Path, seed: int = 0, name: str | None = None):
+    """Save the preset's sample grid (same noise, seeded by ``seed``, at each budget of
+    ``grid.steps`` the run can sample; a progressive-distillation budget from its stage's
+    student), titled by the preset's row ``name`` (default: the run's method) and the run's
+    training seed; the figure."""
     from ..budget_runs import missing_budgets
     from ..plots import plot_sample_grid, save_figure
 
     grid = get_preset(preset)["grid"]
     steps = [s for s in grid["steps"] if s not in missing_budgets(run, grid["steps"])]
-    fig = plot_sample_grid(run, steps=steps, n=grid["n"], seed=seed)
+    title = f"{name or run.config.method}, {run.config.model}, training seed {run.config.seed}"
+    fig = plot_sample_grid(run, steps=steps, n=grid["n"], seed=seed, title=title)
     save_figure(fig, path)
     return fig
 
@@ -215,7 +218,7 @@ def run_one(
     table, eval_seconds = evaluate_run(
         run, preset, eval_overrides, cache_dir=Path(out_dir) / "cache"
     )
-    save_grid(run, preset, paths.grid)
+    save_grid(run, preset, paths.grid, name=method)
     record = build_record(
         preset=preset,
         run=run,
