@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import TrainConfig, trained_settings
 from .data.toy2d import TOY2D
 from .evaluate import swd_metric, sweep
 from .method_settings import SHORTCUT_SWITCHES
@@ -378,9 +378,12 @@ def ablation_records(folder: str | Path) -> list[dict]:
     """Ablations among the reproduction records (``*.json``, searched recursively) of ``folder``.
 
     Records are grouped by ``(preset, method)``; a group whose configs differ in one or more of
-    :data:`ABLATION_FIELDS` (and which has at least two distinct values) is an ablation. Each
-    returned dict has ``preset``, ``method``, ``fields`` (the varying fields) and ``rows``: one
-    per record, ``{"seed", **varying values, "steps": {budget: value}, "distance", "device"}``.
+    :data:`ABLATION_FIELDS` and in nothing else that it trained
+    (:func:`~shortcut_mini.config.trained_settings`: not seeds or folders) is an ablation; a group that
+    also differs elsewhere (``method_args``, say) would credit those changes to the fields shown,
+    and is left out. Each returned dict has ``preset``, ``method``, ``fields`` (the varying
+    fields) and ``rows``: one per record, ``{"run", "seed", **varying values, "steps": {budget:
+    value}, "distance", "device"}``, ``run`` being the record's row name in its preset.
     Files that are not records (no ``schema_version``/``config``/``evaluation``) are skipped. An
     empty list means there is no ablation to show.
     """
@@ -399,18 +402,21 @@ def ablation_records(folder: str | Path) -> list[dict]:
         by_key.setdefault(key, []).append(rec)
     out = []
     for (preset, method), recs in sorted(by_key.items()):
-        fields = [
+        settings = [trained_settings(r["config"]) for r in recs]
+        varying = {
             f
-            for f in ABLATION_FIELDS
-            if len({json.dumps(r["config"].get(f), default=str) for r in recs}) > 1
-        ]
-        if not fields:
+            for f in set().union(*settings)
+            if len({json.dumps(c.get(f), default=str, sort_keys=True) for c in settings}) > 1
+        }
+        fields = [f for f in ABLATION_FIELDS if f in varying]
+        if not fields or not varying <= set(ABLATION_FIELDS):
             continue
         rows = []
         for r in recs:
             ev = r.get("evaluation", [])
             rows.append(
                 {
+                    "run": r.get("method", "?"),
                     "seed": r.get("seed"),
                     **{f: r["config"].get(f) for f in fields},
                     "steps": {int(e["steps"]): float(e["value"]) for e in ev},

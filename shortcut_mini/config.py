@@ -51,6 +51,8 @@ __all__ = [
     "TrainConfig",
     "ConfigError",
     "RESUME_IGNORED_FIELDS",
+    "RUN_ONLY_FIELDS",
+    "trained_settings",
     "as_train_config",
     "field_help",
     "names",
@@ -76,6 +78,10 @@ RESUME_IGNORED_FIELDS = (
     "compile_mode",
     "data_root",
 )
+
+# Fields that may differ between runs of one setting (the seeds of a results row, the variants of
+# an ablation): where and how a run ran and what it started from, not what it trained.
+RUN_ONLY_FIELDS = frozenset({*RESUME_IGNORED_FIELDS, "seed", "teacher", "reflow_pairs"} - {"steps"})
 
 # Examples shown in an error message where a field's default (None, {}) is no example.
 _EXAMPLES = {
@@ -686,3 +692,14 @@ def names() -> str:
     lines += ["method:"] + [f"  {k}" for k in OBJECTIVES]
     lines += ["model:"] + [f"  {k:10s} {v}" for k, v in _model_presets().items()]
     return "\n".join(lines)
+
+
+def trained_settings(saved: dict) -> dict:
+    """What a run trained: its saved config (a record's or a checkpoint's) with every default
+    filled in (``method_args: {}`` and the method's explicit defaults read the same) and
+    without :data:`RUN_ONLY_FIELDS`. A config this version cannot read is compared as saved."""
+    try:
+        full = TrainConfig.from_saved(saved).to_dict()
+    except (ConfigError, TypeError, ValueError):
+        full = dict(saved)
+    return {k: v for k, v in full.items() if k not in RUN_ONLY_FIELDS}

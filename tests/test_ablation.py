@@ -106,6 +106,24 @@ def test_ablation_records_finds_varying_fields(tmp_path):
     assert found[0]["fields"] == ["target_weights"]
     assert sorted(r["steps"][1] for r in found[0]["rows"]) == [10.0, 20.0]
     assert found[0]["rows"][0]["distance"] == "FD (classifier)"
+    assert {r["run"] for r in found[0]["rows"]} == {"shortcut"}
+
+
+def test_ablation_records_leave_out_groups_that_differ_elsewhere(tmp_path):
+    """Records that differ in a chapter field and in something else (OT pairing, say) are no
+    ablation of that field; another seed or folder does not count as a difference."""
+    plain = _record("mini", 0, 10.0)
+    ot = _record("mini", 0, 8.0, level_embedding="sin_d", method_args={"ot_pairing": True})
+    ot["method"] = "shortcut_ot"
+    for name, rec in (("plain", plain), ("ot", ot)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rec))
+    assert ablation_records(tmp_path) == []
+    (tmp_path / "ot.json").unlink()
+    other = _record("mini", 1, 12.0, level_embedding="sin_d", out_dir="elsewhere")
+    other["config"]["seed"] = 1
+    (tmp_path / "sin_d.json").write_text(json.dumps(other))
+    (found,) = ablation_records(tmp_path)
+    assert found["fields"] == ["level_embedding"]
 
 
 def test_compare_flags_only_differences_beyond_noise():

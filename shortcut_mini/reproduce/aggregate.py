@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common import atomic_write_bytes
+from ..config import trained_settings
 from ..tables import markdown_table
 from . import preset_specs
 from .record import read_record, record_label, record_world_size
@@ -36,24 +37,6 @@ __all__ = [
 # step, and 128 steps within 25% of flow matching at 128 steps.
 ONE_STEP_RATIO = 5.0
 FULL_STEPS_TOLERANCE = 0.25
-# Config fields that may differ between the seeds of one row: where and how a run ran, not what
-# it trained.
-PER_RUN_FIELDS = frozenset(
-    {
-        "seed",
-        "out_dir",
-        "device",
-        "data_root",
-        "teacher",
-        "reflow_pairs",
-        "progress",
-        "log_every",
-        "ckpt_every",
-        "overwrite",
-        "compile",
-        "compile_mode",
-    }
-)
 
 
 def load_record_files(
@@ -170,14 +153,15 @@ def aggregate(records: list[dict], preset: str | None = None) -> Summary:
 def _check_one_config_per_row(records: list[dict]) -> None:
     """Raise if two records of one row (label) trained with different settings: their mean
     would describe neither run."""
-    first: dict[str, dict] = {}
+    first: dict[str, tuple[dict, dict]] = {}
     for rec in records:
-        label, config = record_label(rec), rec["config"]
-        ref = first.setdefault(label, rec)
-        fields = set(config) | set(ref["config"])
-        differ = sorted(f for f in fields - PER_RUN_FIELDS if config.get(f) != ref["config"].get(f))
+        label, settings = record_label(rec), trained_settings(rec["config"])
+        ref, ref_settings = first.setdefault(label, (rec, settings))
+        differ = sorted(
+            f for f in set(settings) | set(ref_settings) if settings.get(f) != ref_settings.get(f)
+        )
         if differ:
-            shown = ", ".join(f"{f}={ref['config'].get(f)!r} / {config.get(f)!r}" for f in differ)
+            shown = ", ".join(f"{f}={ref_settings.get(f)!r} / {settings.get(f)!r}" for f in differ)
             raise ValueError(
                 f"the {label!r} records of seeds {ref['seed']} and {rec['seed']} trained with "
                 f"different settings ({shown}): a row averages one configuration; move the "
