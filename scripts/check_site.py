@@ -86,6 +86,9 @@ ERROR_PATTERNS = [
 ]
 # Classes myst-nb gives to error outputs of executed cells.
 ERROR_CLASSES = ("output error", "output traceback")
+# A library's warning printed into a cell's stderr output (a missing font, a deprecation): noise
+# for a reader, and a sign of something to fix in the build or the chapter.
+LIBRARY_WARNING = re.compile(r"findfont: |\b\w*Warning: |^WARNING[: ]", re.MULTILINE)
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"<svg", b"<?xml")
 
 # A Markdown table's delimiter row, e.g. |---|---:| or | :--- | --- |, seen as text.
@@ -196,6 +199,7 @@ class PageScan:
     text: str = ""  # all visible text, code included (for error messages)
     prose: str = ""  # visible text outside code and math (for raw tables and raw TeX)
     seam_prose: str = ""  # prose outside Python API entries, where None and lists are Python
+    stderr: str = ""  # what executed cells printed to stderr (line breaks kept)
     headings: list[tuple[int, str]] = field(default_factory=list)  # (level, text) in order
     measure: dict | None = None  # what MEASURE_SCRIPT recorded (None: the page was not measured)
 
@@ -210,6 +214,7 @@ class DomScan(html.parser.HTMLParser):
         self._text: list[str] = []
         self._prose: list[str] = []
         self._seam_prose: list[str] = []
+        self._stderr: list[str] = []
         self._in_title = False
         self._heading: tuple[int, list[str]] | None = None
 
@@ -248,6 +253,8 @@ class DomScan(html.parser.HTMLParser):
             return
         if tag in HIDDEN_TAGS or tag.startswith("mjx-") or tag == "math":
             kind = "hidden"
+        elif "output" in classes and "stderr" in classes:
+            kind = "stderr"
         elif tag in CODE_TAGS or "math" in classes or "highlight" in classes:
             kind = "code"
         elif tag == "dl" and "py" in classes:  # an autodoc entry: signature, types, docstring
@@ -277,6 +284,8 @@ class DomScan(html.parser.HTMLParser):
         if self._heading:
             self._heading[1].append(data)
         self._text.append(data)
+        if "stderr" in state:
+            self._stderr.append(data)
         if not state - {"api"}:
             self._prose.append(data)
         if not state:
@@ -287,6 +296,7 @@ class DomScan(html.parser.HTMLParser):
         self.result.text = " ".join(" ".join(self._text).split())
         self.result.prose = " ".join(" ".join(self._prose).split())
         self.result.seam_prose = " ".join(" ".join(self._seam_prose).split())
+        self.result.stderr = "".join(self._stderr)
         return self.result
 
 
@@ -502,6 +512,10 @@ def dom_problems(
         problems += error_text(scan.text)
     if scan.error_outputs:
         problems.append(f"{scan.error_outputs} error output(s) of executed cells")
+    warning = LIBRARY_WARNING.search(scan.stderr)
+    if warning:
+        line = scan.stderr[warning.start() :].splitlines()[0][:120]
+        problems.append(f"a cell's output shows a library warning: {line!r}")
     problems += raw_markdown_tables(scan.prose)
     problems += raw_tex(scan.prose)
     problems += template_seams(scan.seam_prose)

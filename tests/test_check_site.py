@@ -129,6 +129,32 @@ def test_error_text_fails(site):
     assert problems_of(bad, site, name="_modules/shortcut_mini/x.html") == []
 
 
+def _stderr_output(text: str) -> str:
+    return (
+        '<div class="cell_output docutils container"><div class="output stderr '
+        f'highlight-myst-ansi notranslate"><div class="highlight"><pre>{text}</pre></div></div>'
+        "</div>"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "findfont: Font family ['STIXGeneral'] not found. Falling back to DejaVu Sans.",
+        "/x/y.py:3: UserWarning: something is deprecated\n  warnings.warn(",
+    ],
+)
+def test_a_library_warning_in_a_cells_output_fails(site, text):
+    problems = problems_of(page(_stderr_output(text) + "<p>" + "x " * 200 + "</p>"), site)
+    assert any("library warning" in p for p in problems), problems
+
+
+def test_a_progress_bar_on_stderr_and_warning_words_in_prose_pass(site):
+    bar = _stderr_output("training: 100%|##########| 800/800 [00:04&lt;00:00, 190 step/s]")
+    prose = "<p>A UserWarning: is what Python prints; " + "x " * 200 + "</p>"
+    assert problems_of(page(bar + prose), site) == []
+
+
 def test_images_that_do_not_load_fail():
     base = "http://127.0.0.1:1/"
     served = {
