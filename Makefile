@@ -13,6 +13,9 @@ PROFILE ?= cpu
 PRESET ?= fashion_mnist
 COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export SHORTCUT_MINI_COMMIT := $(COMMIT)
+# matplotlib's font cache inside the environment: a cache shared with another checkout's
+# environment can list fonts that are gone, and every chapter then prints "findfont" warnings.
+export MPLCONFIGDIR := $(CURDIR)/$(VENV)/matplotlib
 
 .PHONY: setup book test lint unit notebooks book-ci demo reproduce clean chromium
 
