@@ -25,6 +25,9 @@ from shortcut_mini.common import atomic_write_bytes  # noqa: E402
 RESULTS = ROOT / "book" / "results"
 FLOPS = RESULTS / "chapter_flops.json"
 TIMES = RESULTS / "chapter_times_gpu.json"
+CPU_TIMES = (
+    RESULTS / "chapter_times_cpu.json"
+)  # the cpu profile, on the machine that builds the book
 OUT = RESULTS / "chapter_costs.md"
 SHOWN = ("small_gpu", "gpu")  # the GPU profiles, small first
 
@@ -119,16 +122,19 @@ def _time_cell(entry: dict | None, upper_bound: bool) -> str:
     return f"at most {text}" if upper_bound else text
 
 
-def times_table(times: dict, chapters: list[str]) -> tuple[str, str]:
-    """The table of measured times and the sentence that says how they were measured."""
+def times_table(
+    times: dict, chapters: list[str], shown: tuple[str, ...] = SHOWN, path: Path = TIMES
+) -> tuple[str, str]:
+    """The table of measured times (the profiles ``shown``) and the sentence that says how they
+    were measured (``path``: the record's file)."""
     if "runs" in times:  # scripts/time_chapters.py: one chapter at a time
         entries = {(r["profile"], r["chapter"]): r for r in times["runs"]}
-        profiles = [p for p in SHOWN if any(k[0] == p for k in entries)]
+        profiles = [p for p in shown if any(k[0] == p for k in entries)]
         upper = False
         note = (
-            f"Measured on one {times['device']} (torch {times['torch']}), {times['concurrency']}, "
+            f"Measured on one {times['device']}, torch {times['torch']}, {times['concurrency']}, "
             f"with `{times['command']}`; each row's commit and date are in "
-            "`book/results/chapter_times_gpu.json`."
+            f"`{path.relative_to(ROOT)}`."
         )
     else:  # the earlier record: every chapter at once on one GPU
         entries = {("gpu", c["chapter"]): c for c in times["chapters"]}
@@ -172,14 +178,19 @@ def model_check(flops: dict, times: dict) -> str:
     )
 
 
-def render(flops: dict, times: dict) -> str:
+def render(flops: dict, times: dict, cpu_times: dict | None = None) -> str:
     chapters = sorted(flops["chapters"])
     table, note = times_table(times, chapters)
     note += model_check(flops, times)
+    cpu_part = []
+    if cpu_times:
+        cpu_table, cpu_note = times_table(cpu_times, chapters, ("cpu",), CPU_TIMES)
+        cpu_part = ["**Wall time measured on a CPU** (the book's default profile):", "", cpu_table]
+        cpu_part += ["", cpu_note, ""]
     return "\n".join(
         [
             "<!-- Written by scripts/chapter_costs.py from book/results/chapter_flops.json and "
-            "book/results/chapter_times_gpu.json; do not edit by hand. -->",
+            "book/results/chapter_times_*.json; do not edit by hand. -->",
             "",
             "**Work per chapter** (training and sampling, counted on the CPU):",
             "",
@@ -193,6 +204,7 @@ def render(flops: dict, times: dict) -> str:
             "",
             note,
             "",
+            *cpu_part,
         ]
     )
 
@@ -201,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 on a difference")
     args = p.parse_args(argv)
-    text = render(json.loads(FLOPS.read_text()), json.loads(TIMES.read_text()))
+    cpu_times = json.loads(CPU_TIMES.read_text()) if CPU_TIMES.exists() else None
+    text = render(json.loads(FLOPS.read_text()), json.loads(TIMES.read_text()), cpu_times)
     if args.check:
         same = OUT.exists() and OUT.read_text() == text
         print(f"{OUT.relative_to(ROOT)}: {'up to date' if same else 'differs from the records'}")

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     commit = git_commit(ROOT)  # $SHORTCUT_MINI_COMMIT where the copy has no repository
     dirty = git_dirty(ROOT)  # $SHORTCUT_MINI_DIRTY there; None if unknown
     device = device_name()
+    if device == "cpu":  # a CPU's time depends on how many cores the kernel may use
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        device = f"CPU ({cores} cores)"
     record.update(device=device, torch=torch.__version__, commit=commit, command=command)
     failed = False
     for profile in args.profiles:

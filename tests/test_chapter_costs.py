@@ -162,6 +162,20 @@ def test_measured_times_render_one_column_per_profile():
     assert "| not measured | not measured |" in table and "one chapter at a time" in note
 
 
+def test_cpu_times_get_their_own_table_after_the_gpu_ones():
+    gpu = {"device": "NVIDIA H200", "torch": "2", "command": "c", "concurrency": "one",
+           "runs": [{"profile": "gpu", "chapter": "01_flow_matching_2d", "wall_time_s": 60.0,
+                     "error": None}]}  # fmt: skip
+    cpu = {**gpu, "device": "CPU (2 cores)",
+           "runs": [{"profile": "cpu", "chapter": "01_flow_matching_2d", "wall_time_s": 394.2,
+                     "error": None}]}  # fmt: skip
+    page = chapter_costs.render(FLOPS, gpu, cpu)
+    assert page.index("measured on a GPU") < page.index("measured on a CPU")
+    assert "| `cpu` on one CPU (2 cores) |" in page and "| 6 min 34 s |" in page
+    assert "book/results/chapter_times_cpu.json" in page
+    assert "measured on a CPU" not in chapter_costs.render(FLOPS, gpu)
+
+
 def test_run_chapter_keeps_the_executed_notebook_even_after_a_failing_cell(tmp_path):
     import nbformat
 
