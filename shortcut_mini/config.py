@@ -697,7 +697,7 @@ def names() -> str:
 def trained_settings(saved: dict) -> dict:
     """What a run trained: its saved config (a record's or a checkpoint's) with every default
     filled in (``method_args: {}`` and the method's explicit defaults read the same) and
-    without :data:`RUN_ONLY_FIELDS`. A config this version cannot read is compared as saved."""
+    without ``RUN_ONLY_FIELDS``. A config this version cannot read is compared as saved."""
     try:
         full = TrainConfig.from_saved(saved).to_dict()
     except (ConfigError, TypeError, ValueError):
