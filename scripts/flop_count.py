@@ -86,8 +86,8 @@ CONCURRENT_H200 = {  # chapter: (seconds, operators counted for its gpu profile 
     "05_shortcut_on_images": (488.5, 19_095_666),
     "07_reproducing_the_paper": (39.3, 318_974),
 }
-"""Wall times of book/results/chapter_times_gpu.json (seven chapters at once on one H200, commit
-f0ab0df) and the operators this script counted for those profiles (commit fd26b4e, the same
+"""Wall times of the chapters at commit f0ab0df (seven chapters at once on one H200; the record
+book/results/chapter_times_gpu.json has since been replaced by one-chapter-at-a-time times) and the operators this script counted for those profiles (commit fd26b4e, the same
 sizes); chapter 4 (no training) took ``H200_FIXED_SECONDS``."""
 H200_FIXED_SECONDS = 21.3
 H200_2D_CHAPTERS = ("01_flow_matching_2d", "02_why_few_steps_fail")
@@ -360,7 +360,7 @@ def _count(args: argparse.Namespace, argv: list[str] | None) -> int:
             "ops": OP_BUDGET,
             "anchor": (
                 "chapter 1 at the gpu profile: 14.4 million operators in at most 247 s on an "
-                "H200 shared by seven chapters (book/results/chapter_times_gpu.json)"
+                "H200 shared by seven chapters (the chapter times of commit f0ab0df)"
             ),
         },
         "gpu_budget": {
@@ -371,8 +371,9 @@ def _count(args: argparse.Namespace, argv: list[str] | None) -> int:
             "fixed_seconds": H200_FIXED_SECONDS,
             "seconds_per_op": {name: h200_seconds_per_op(name) for name in sorted(PROFILES)},
             "source": (
-                "book/results/chapter_times_gpu.json (commit f0ab0df, seven chapters at once on "
-                "one H200: upper bounds) over the operators counted here for those sizes: "
+                "the chapter times of commit f0ab0df (seven chapters at once on one H200: "
+                "upper bounds; the times measured since, one chapter at a time, are below) over "
+                "the operators counted here for those sizes: "
                 + ", ".join(
                     f"chapter {int(name[:2])} {t:.1f} s / {n / 1e6:.2f} M = {t / n * 1e6:.1f} µs"
                     for name, (t, n) in CONCURRENT_H200.items()
