@@ -25,9 +25,8 @@ from shortcut_mini.common import atomic_write_bytes  # noqa: E402
 RESULTS = ROOT / "book" / "results"
 FLOPS = RESULTS / "chapter_flops.json"
 TIMES = RESULTS / "chapter_times_gpu.json"
-CPU_TIMES = (
-    RESULTS / "chapter_times_cpu.json"
-)  # the cpu profile, on the machine that builds the book
+# the cpu profile's times, on the machine that builds the book
+CPU_TIMES = RESULTS / "chapter_times_cpu.json"
 OUT = RESULTS / "chapter_costs.md"
 SHOWN = ("small_gpu", "gpu")  # the GPU profiles, small first
 

@@ -87,8 +87,9 @@ CONCURRENT_H200 = {  # chapter: (seconds, operators counted for its gpu profile 
     "07_reproducing_the_paper": (39.3, 318_974),
 }
 """Wall times of the chapters at commit f0ab0df (seven chapters at once on one H200; the record
-book/results/chapter_times_gpu.json has since been replaced by one-chapter-at-a-time times) and the operators this script counted for those profiles (commit fd26b4e, the same
-sizes); chapter 4 (no training) took ``H200_FIXED_SECONDS``."""
+book/results/chapter_times_gpu.json has since been replaced by one-chapter-at-a-time times) and
+the operators this script counted for those profiles (commit fd26b4e, the same sizes); chapter 4
+(no training) took ``H200_FIXED_SECONDS``."""
 H200_FIXED_SECONDS = 21.3
 H200_2D_CHAPTERS = ("01_flow_matching_2d", "02_why_few_steps_fail")
 H200_AIM_SECONDS = 180.0

@@ -412,13 +412,13 @@ def ablation_records(folder: str | Path) -> list[dict]:
         if not fields or not varying <= set(ABLATION_FIELDS):
             continue
         rows = []
-        for r in recs:
+        for r, trained in zip(recs, settings):
             ev = r.get("evaluation", [])
             rows.append(
                 {
                     "run": r.get("method", "?"),
                     "seed": r.get("seed"),
-                    **{f: r["config"].get(f) for f in fields},
+                    **{f: trained.get(f) for f in fields},  # defaults filled in
                     "steps": {int(e["steps"]): float(e["value"]) for e in ev},
                     "distance": ev[0].get("distance", "?") if ev else "?",
                     "device": (r.get("device") or {}).get("name", "?"),

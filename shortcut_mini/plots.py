@@ -107,7 +107,7 @@ def plot_sample_grid(
     cfg_scale: float = 1.0,
     reference: torch.Tensor | None = None,
     panel_size: float = 2.6,
-    title: str | None = None,
+    name: str | None = None,
 ):
     """Samples of ``run`` from the same noise at each step budget, one panel per budget.
 
@@ -116,7 +116,7 @@ def plot_sample_grid(
     plot per budget (``n`` default 2,048), plus a leading grey "data" panel if ``reference``
     points are given. A progressive-distillation run samples each budget with that stage's
     student (:func:`~shortcut_mini.budget_runs.budget_weights`). ``seed`` seeds the noise; the
-    title (default: method, model and the run's training seed) names the run. Returns the figure
+    title names the run: ``name`` (default: its method), model and training seed. Returns the figure
     (one axis per panel).
     """
     from .api import sample
@@ -164,10 +164,8 @@ def plot_sample_grid(
             ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xticks=[], yticks=[])
             ax.set_aspect("equal")
             ax.set_title(panel)
-    if title is None:
-        method = run.config.method.replace("_", " ")
-        title = f"{method}, {run.config.model}, training seed {run.config.seed}"
-    fig.suptitle(title)
+    name = name or run.config.method.replace("_", " ")
+    fig.suptitle(f"{name}, {run.config.model}, training seed {run.config.seed}")
     return fig
 
 

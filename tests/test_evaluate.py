@@ -198,8 +198,8 @@ def test_plots(points_table, points_run, digits_run, tmp_path):
     assert fig._suptitle.get_text() == (
         f"{cfg.method.replace('_', ' ')}, {cfg.model}, training seed {cfg.seed}"
     )
-    named = plot_sample_grid(digits_run, steps=(1,), n=4, title="shortcut_16k, seed 1")
-    assert named._suptitle.get_text() == "shortcut_16k, seed 1"
+    named = plot_sample_grid(digits_run, steps=(1,), n=4, name="shortcut_16k")
+    assert named._suptitle.get_text() == f"shortcut_16k, {cfg.model}, training seed {cfg.seed}"
 
 
 def test_cli_evaluate_writes_files(points_run, tmp_path, capsys):

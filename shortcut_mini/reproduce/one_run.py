@@ -187,15 +187,14 @@ def evaluate_run(run, preset: str, eval_overrides: dict | None = None, *, cache_
 def save_grid(run, preset: str, path: str | Path, seed: int = 0, name: str | None = None):
     """Save the preset's sample grid (same noise, seeded by ``seed``, at each budget of
     ``grid.steps`` the run can sample; a progressive-distillation budget from its stage's
-    student), titled by the preset's row ``name`` (default: the run's method) and the run's
-    training seed; the figure."""
+    student), titled by the preset's row ``name`` (default: the run's method), model and training
+    seed; the figure."""
     from ..budget_runs import missing_budgets
     from ..plots import plot_sample_grid, save_figure
 
     grid = get_preset(preset)["grid"]
     steps = [s for s in grid["steps"] if s not in missing_budgets(run, grid["steps"])]
-    title = f"{name or run.config.method}, {run.config.model}, training seed {run.config.seed}"
-    fig = plot_sample_grid(run, steps=steps, n=grid["n"], seed=seed, title=title)
+    fig = plot_sample_grid(run, steps=steps, n=grid["n"], seed=seed, name=name)
     save_figure(fig, path)
     return fig
 
