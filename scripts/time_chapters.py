@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(args.chapters) - {c.stem for c in chapters})
         if unknown:
             p.error(f"--chapters: unknown {unknown}; known: {[c.stem for c in chapters]}")
-        chapters = [c for c in chapters if c.stem in args.chapters]
+        by_stem = {c.stem: c for c in chapters}
+        chapters = [by_stem[s] for s in dict.fromkeys(args.chapters)]  # in the order given
     out = Path(args.out)
     record = load_record(out)
     command = "python scripts/time_chapters.py " + " ".join(argv or sys.argv[1:])

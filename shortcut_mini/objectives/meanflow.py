@@ -35,8 +35,9 @@ network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and
 ``DistributedDataParallel`` the backward pass of ``u`` synchronises the gradients as for any
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
 Forward-mode AD does not pass the flash or memory-efficient attention kernels, so attention
-inside the JVP runs through ``attention`` (``"math"`` or ``"matmul"``,
-``shortcut_mini.models.dit.forward_ad_attention``); ``benchmarks/speed.py`` measures both.
+inside the JVP runs through ``attention`` (``"matmul"``, the default, or ``"math"``, which runs
+only compiled on a GPU in bf16: ``shortcut_mini.models.dit.ATTENTION_KERNELS``);
+``benchmarks/speed.py`` measures both.
 
 **Settings.** ``(t, d)`` come from two logit-normal draws in the paper's convention (1 = noise),
 sorted, with the share ``ratio`` of rows jumping (``d > 0``) and the rest ``d = 0``; the loss of
@@ -118,7 +119,7 @@ class MeanFlowForward(nn.Module):
     (:func:`jvp_traces`), the JVP runs eagerly inside the compiled module.
     """
 
-    def __init__(self, net: nn.Module, attention: str = "math"):
+    def __init__(self, net: nn.Module, attention: str = "matmul"):
         super().__init__()
         if attention not in ATTENTION_KERNELS:
             raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
@@ -172,7 +173,7 @@ def meanflow_target(
     d: torch.Tensor,
     v: torch.Tensor,
     y: torch.Tensor | None,
-    attention: str = "math",
+    attention: str = "matmul",
 ) -> torch.Tensor:
     """``u* = v + d * (d/dx u . v + d/dt u - d/dd u)`` at ``(x_t, t, d)``, without gradients.
 
@@ -255,7 +256,7 @@ class MeanFlow(Objective):
         guidance_scale: ``w`` of the guided target (class-conditional runs; 0: no guidance,
             1: none either, the plain conditional target).
         meanflow_kappa: ``k`` of the guided target (0: the paper's main-text guidance).
-        attention: the attention kernel inside the JVP (``"math"`` or ``"matmul"``).
+        attention: the attention kernel inside the JVP (``"matmul"`` or ``"math"``).
 
     Diagnostics: see ``adaptive_loss``.
     """
@@ -281,7 +282,7 @@ class MeanFlow(Objective):
         num_classes: int = 0,
         guidance_scale: float = 0.0,
         meanflow_kappa: float = 0.0,
-        attention: str = "math",
+        attention: str = "matmul",
     ):
         if not 0.0 <= meanflow_ratio <= 1.0:
             raise ValueError(f"meanflow_ratio must be in [0, 1], got {meanflow_ratio}")
