@@ -243,7 +243,7 @@ def train_configs(args, models, has_reference: bool):
             variants = list(speed_steps.method_variants(methods, args.meanflow_attention))
             for c in compiled:
                 modes = [args.compile_mode] if c else [None]
-                if c and impl == "project" and model in args.cudagraphs_on:
+                if c and model in args.cudagraphs_on:
                     modes.append("reduce-overhead")
                 for mode in modes:
                     for method, attention in variants:
@@ -354,7 +354,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--cudagraphs-on",
         nargs="*",
         default=["dit-mini"],
-        help="models whose project step is also timed with mode reduce-overhead",
+        help="models whose steps (project and reference) are also timed with mode reduce-overhead",
     )
     p.add_argument("--check-model", default=None, help="model of the equality check")
     p.add_argument("--sample-model", default="dit-mini")
