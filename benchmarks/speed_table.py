@@ -131,17 +131,29 @@ def meanflow_table(doc: dict) -> str:
 
 
 def render(doc: dict) -> str:
+    commit = "" if doc.get("parts") else f", commit {str(doc.get('commit'))[:10]}"
     head = (
-        f"Device: {doc.get('device')}, torch {doc.get('torch')}, commit "
-        f"{str(doc.get('commit'))[:10]}; bf16 matmul peak {_num(doc.get('bf16_peak_tflops'), '.0f')} "
-        "TFLOP/s."
+        f"Device: {doc.get('device')}, torch {doc.get('torch')}{commit}; bf16 matmul peak "
+        f"{_num(doc.get('bf16_peak_tflops'), '.0f')} TFLOP/s."
     )
+    if doc.get("parts"):  # a run resumed (--append) on further machines of the same kind
+        head += " Measured in parts, one machine each, consecutively: " + "; ".join(
+            f"{p['rows']} (commit {p['commit'][:7]})" for p in doc["parts"]
+        )
+        head += "."
     parts = [head, "", "Training step", "", train_table(doc), ""]
     if meanflow_ratios(doc):
         parts += ["MeanFlow's step against flow matching's", "", meanflow_table(doc), ""]
     parts += ["Sampling", "", sampling_table(doc), ""]
     if doc.get("checks"):
         parts += ["Optimised step against a plain eager step", "", check_table(doc), ""]
+    if doc.get("errors"):
+        parts += [
+            "Failed: " + "; ".join(f"{e['what']} ({e['error'][:120]})" for e in doc["errors"])
+        ]
+        parts += [""]
+    if doc.get("not_measured"):
+        parts += ["Not measured: " + "; ".join(doc["not_measured"]), ""]
     if doc.get("skipped"):
         parts += ["Skipped: " + "; ".join(f"{s['what']} ({s['why']})" for s in doc["skipped"])]
     return "\n".join(parts)

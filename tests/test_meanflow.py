@@ -87,6 +87,22 @@ def test_one_pass_step_has_the_two_pass_loss_and_gradients(attention):
     )
 
 
+def test_auto_attention_is_math_compiled_and_matmul_eagerly():
+    """``"auto"``: the math kernel where torch.compile traces the JVP, the matmul kernel eagerly
+    (the math kernel's eager backward fails on a GPU in bf16); explicit kernels stay as given."""
+    from shortcut_mini.objectives.meanflow import jvp_attention
+
+    def shift(x):
+        return x + (1.0 if jvp_attention("auto") == "math" else 2.0)
+
+    x = torch.zeros(3)
+    assert jvp_attention("auto") == "matmul" and float(shift(x)[0]) == 2.0
+    assert float(torch.compile(shift, backend="eager", fullgraph=True)(x)[0]) == 1.0
+    assert [jvp_attention(k) for k in ("math", "matmul")] == ["math", "matmul"]
+    with pytest.raises(ValueError, match="auto"):
+        MeanFlow(attention="flash")
+
+
 def test_one_pass_step_through_the_compiled_training_network():
     """The module the trainer compiles (``training_network``), traced whole by torch.compile
     (``fullgraph``: the JVP, its attention kernel and the guidance queries in one graph each;

@@ -237,3 +237,14 @@ def test_table_renders_a_written_file(speed, tmp_path):
         in text
     )
     assert "| dit-mini | 128 | 10,000 | optimised | 12.800 | 0.0500 | 2.00 |" in text
+    assert "Measured in parts" not in text and "Failed:" not in text
+    doc["parts"] = [
+        {"rows": "dit-mini", "commit": "1234567890"},
+        {"rows": "dit-b", "commit": "abcdef0"},
+    ]
+    doc["errors"] = [{"what": "train project dit-b meanflow attention math eager", "error": "E()"}]
+    doc["not_measured"] = ["train reference dit-s shortcut eager"]
+    text = speed_table.render(doc)
+    assert "consecutively: dit-mini (commit 1234567); dit-b (commit abcdef0)." in text
+    assert "Failed: train project dit-b meanflow attention math eager (E())" in text
+    assert "Not measured: train reference dit-s shortcut eager" in text

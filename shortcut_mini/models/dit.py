@@ -37,7 +37,7 @@ __all__ = [
 ATTENTION_KERNELS = ("math", "matmul")
 """Attention kernels that forward-mode AD passes (:func:`forward_ad_attention`): ``"math"``,
 PyTorch's reference kernel of ``scaled_dot_product_attention``; ``"matmul"``,
-:func:`matmul_attention` written out (the default). Both compute the same function and run
+:func:`matmul_attention` written out. Both compute the same function and run
 equally fast compiled on an H200 (``benchmarks/speed.py``), but only ``"matmul"`` runs *eagerly*
 on a GPU in bf16: there the math kernel's backward calls PyTorch's CUDA softmax backward with a
 float gradient for a bf16 input, which it refuses ("expected input and grad types to match")."""
@@ -81,7 +81,7 @@ class _MatmulAttentionMode(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def forward_ad_attention(kernel: str = "matmul"):
+def forward_ad_attention(kernel: str = "math"):
     """Inside this context attention runs through ``kernel`` (one of :data:`ATTENTION_KERNELS`),
     which forward-mode AD passes; the network and its weights are unchanged. It also holds while
     ``torch.compile`` traces the code inside it."""

@@ -35,9 +35,11 @@ network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and
 ``DistributedDataParallel`` the backward pass of ``u`` synchronises the gradients as for any
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
 Forward-mode AD does not pass the flash or memory-efficient attention kernels, so attention
-inside the JVP runs through ``attention`` (``"matmul"``, the default, or ``"math"``, which runs
-only compiled on a GPU in bf16: ``shortcut_mini.models.dit.ATTENTION_KERNELS``);
-``benchmarks/speed.py`` measures both.
+inside the JVP runs through ``attention``: ``"math"`` or ``"matmul"``
+(``shortcut_mini.models.dit.ATTENTION_KERNELS``), or ``"auto"`` (the default, :func:`jvp_attention`):
+math where the JVP runs compiled, matmul where it runs eagerly, the kernel each mode was checked
+with on a GPU (the math kernel's eager backward fails there in bf16). ``benchmarks/speed.py``
+measures both kernels.
 
 **Settings.** ``(t, d)`` come from two logit-normal draws in the paper's convention (1 = noise),
 sorted, with the share ``ratio`` of rows jumping (``d > 0``) and the rest ``d = 0``; the loss of
@@ -99,6 +101,24 @@ def _load_jvp_decompositions() -> None:
         import torch._decomp.decompositions_for_jvp  # noqa: F401
 
 
+JVP_ATTENTION = ("auto", *ATTENTION_KERNELS)
+"""Choices of the attention kernel inside MeanFlow's JVP (:func:`jvp_attention`)."""
+
+
+def jvp_attention(choice: str) -> str:
+    """The kernel of ``choice`` (one of :data:`JVP_ATTENTION`) here: ``"auto"`` is ``"math"``
+    while ``torch.compile`` traces (equal speed, and it passed every equality check on the GPU),
+    ``"matmul"`` eagerly (PyTorch's math kernel fails an eager backward on a GPU in bf16)."""
+    if choice != "auto":
+        return choice
+    return "math" if torch.compiler.is_compiling() else "matmul"
+
+
+def check_attention(choice: str) -> None:
+    if choice not in JVP_ATTENTION:
+        raise ValueError(f"attention must be one of {JVP_ATTENTION}, got {choice!r}")
+
+
 def jvp_traces(net: nn.Module) -> bool:
     """Whether ``torch.compile`` can trace a JVP of ``net``: torch (2.14) cannot trace
     forward-mode AD through a LayerNorm with affine weights (it stops at an internal assertion,
@@ -112,17 +132,16 @@ class MeanFlowForward(nn.Module):
 
     ``u`` keeps its graph (the loss differentiates it); ``du/dt`` is returned detached (it only
     enters the target), so a compiled backward keeps nothing for it. Attention inside the JVP
-    runs through ``attention`` (one of ``ATTENTION_KERNELS``). Called with ``w=None`` it is the
+    runs through ``attention`` (one of :data:`JVP_ATTENTION`). Called with ``w=None`` it is the
     plain network, ``net(x, t, d, y)``, with its usual attention (the guidance queries).
     This is the module the trainer compiles and wraps in DDP for MeanFlow; it shares ``net``'s
     parameters and has none of its own. Where ``torch.compile`` cannot trace the JVP
     (:func:`jvp_traces`), the JVP runs eagerly inside the compiled module.
     """
 
-    def __init__(self, net: nn.Module, attention: str = "matmul"):
+    def __init__(self, net: nn.Module, attention: str = "auto"):
         super().__init__()
-        if attention not in ATTENTION_KERNELS:
-            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
+        check_attention(attention)
         self.net, self.attention = net, attention
         self.M, self.num_classes = getattr(net, "M", None), getattr(net, "num_classes", 0)
         self.traced = jvp_traces(net)
@@ -139,7 +158,7 @@ class MeanFlowForward(nn.Module):
             return self.net(x, t, d, y)
 
         ones = torch.ones_like(t)
-        with forward_ad_attention(self.attention):
+        with forward_ad_attention(jvp_attention(self.attention)):
             u_value, dudt = torch.func.jvp(u, (x, t, d), (w, ones, -ones))
         return u_value, dudt.detach()
 
@@ -173,7 +192,7 @@ def meanflow_target(
     d: torch.Tensor,
     v: torch.Tensor,
     y: torch.Tensor | None,
-    attention: str = "matmul",
+    attention: str = "auto",
 ) -> torch.Tensor:
     """``u* = v + d * (d/dx u . v + d/dt u - d/dd u)`` at ``(x_t, t, d)``, without gradients.
 
@@ -256,7 +275,7 @@ class MeanFlow(Objective):
         guidance_scale: ``w`` of the guided target (class-conditional runs; 0: no guidance,
             1: none either, the plain conditional target).
         meanflow_kappa: ``k`` of the guided target (0: the paper's main-text guidance).
-        attention: the attention kernel inside the JVP (``"matmul"`` or ``"math"``).
+        attention: the attention kernel inside the JVP (:data:`JVP_ATTENTION`; ``"auto"``).
 
     Diagnostics: see ``adaptive_loss``.
     """
@@ -282,7 +301,7 @@ class MeanFlow(Objective):
         num_classes: int = 0,
         guidance_scale: float = 0.0,
         meanflow_kappa: float = 0.0,
-        attention: str = "matmul",
+        attention: str = "auto",
     ):
         if not 0.0 <= meanflow_ratio <= 1.0:
             raise ValueError(f"meanflow_ratio must be in [0, 1], got {meanflow_ratio}")
@@ -295,8 +314,7 @@ class MeanFlow(Objective):
                 f"guidance_scale must be >= 0 and meanflow_kappa in [0, 1), got "
                 f"{guidance_scale} and {meanflow_kappa}"
             )
-        if attention not in ATTENTION_KERNELS:
-            raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {attention!r}")
+        check_attention(attention)
         self.ratio, self.t_mean, self.t_std = meanflow_ratio, meanflow_t_mean, meanflow_t_std
         self.norm_p, self.norm_eps = meanflow_norm_p, meanflow_norm_eps
         self.class_dropout, self.num_classes = class_dropout, num_classes
