@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from the queue: no install
-from shortcut_mini.config import TrainConfig  # noqa: E402
+from shortcut_mini.config import TrainConfig, changed_settings  # noqa: E402
 from shortcut_mini.objectives import OBJECTIVES  # noqa: E402
 from shortcut_mini.reproduce.aggregate import record_values  # noqa: E402
 from shortcut_mini.verdict import switches_to_combine  # noqa: E402
@@ -33,18 +33,17 @@ def combined_settings(records: dict[str, dict], chosen: list[str], plain: dict) 
     switches' values, plain's for the others (so that the combined row's own defaults do not
     matter), and the step-size embedding likewise (a split needs the step size as a number)."""
     base = TrainConfig.from_saved(plain["config"])
-    cfgs = {m: TrainConfig.from_saved(r["config"]) for m, r in records.items()}
+    changed = {m: changed_settings(r["config"], plain["config"]) for m, r in records.items()}
     args = {}
-    for m, cfg in cfgs.items():
-        for k, v in cfg.method_args.items():
-            if v != base.method_args.get(k):
+    for m, settings in changed.items():
+        for k, v in settings.items():
+            if k != "level_embedding":
                 args.setdefault(k, base.method_args.get(k))
                 if m in chosen:
                     args[k] = v
     embedding = base.level_embedding or OBJECTIVES[base.method].default_level_embedding
     for m in chosen:
-        if cfgs[m].level_embedding != base.level_embedding:
-            embedding = cfgs[m].level_embedding
+        embedding = changed[m].get("level_embedding", embedding)
     return {"method_args": args, "level_embedding": embedding}
 
 

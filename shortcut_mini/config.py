@@ -53,6 +53,7 @@ __all__ = [
     "RESUME_IGNORED_FIELDS",
     "RUN_ONLY_FIELDS",
     "trained_settings",
+    "changed_settings",
     "as_train_config",
     "field_help",
     "names",
@@ -703,3 +704,14 @@ def trained_settings(saved: dict) -> dict:
     except (ConfigError, TypeError, ValueError):
         full = dict(saved)
     return {k: v for k, v in full.items() if k not in RUN_ONLY_FIELDS}
+
+
+def changed_settings(saved: dict, base: dict) -> dict:
+    """The method settings and step-size embedding in which the run of ``saved`` (a saved
+    config) differs from the run of ``base``: ``{method_arg: value, ..., "level_embedding":
+    value}``, holding only what differs (what an ablation's switch changed)."""
+    cfg, plain = TrainConfig.from_saved(saved), TrainConfig.from_saved(base)
+    out = {k: v for k, v in cfg.method_args.items() if v != plain.method_args.get(k)}
+    if cfg.level_embedding != plain.level_embedding:
+        out["level_embedding"] = cfg.level_embedding
+    return out

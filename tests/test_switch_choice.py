@@ -62,3 +62,24 @@ def test_the_combined_run_takes_the_kept_switches_settings(tmp_path, capsys):
 def test_it_says_what_is_missing(tmp_path, capsys):
     assert switch_choice.main([str(tmp_path), str(tmp_path / "plain.json")]) == 1
     assert "shortcut_*_seed0.json" in capsys.readouterr().err
+
+
+def test_changed_settings_holds_only_what_a_switch_changed():
+    from shortcut_mini.config import changed_settings
+
+    plain = PLAIN["config"]
+    assert changed_settings(plain, plain) == {}
+    split = record(
+        "shortcut_split",
+        {1: 1.0},
+        {"jump_sizes": "continuous", "split_point": "uniform"},
+        level_embedding="sin_d",
+    )["config"]
+    assert changed_settings(split, plain) == {
+        "jump_sizes": "continuous",
+        "split_point": "uniform",
+        "level_embedding": "sin_d",
+    }
+    # a setting given explicitly at plain's own value is no change
+    same = record("shortcut", {1: 1.0}, {"target_ema_decay": None})["config"]
+    assert changed_settings(same, plain) == {}
