@@ -36,7 +36,7 @@ network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
 Forward-mode AD does not pass the flash or memory-efficient attention kernels, so attention
 inside the JVP runs through ``attention``: ``"math"`` or ``"matmul"``
-(``shortcut_mini.models.dit.ATTENTION_KERNELS``), or ``"auto"`` (the default, :func:`jvp_attention`):
+(``shortcut_mini.models.dit.ATTENTION_KERNELS``), or ``"auto"`` (the default, ``jvp_attention``):
 math where the JVP runs compiled, matmul where it runs eagerly, the kernel each mode was checked
 with on a GPU (the math kernel's eager backward fails there in bf16). ``benchmarks/speed.py``
 measures both kernels.
@@ -75,11 +75,13 @@ from ..models.dit import ATTENTION_KERNELS, forward_ad_attention
 from .base import Objective, ObjectiveOutput, TrainingTargets, drop_labels, interpolate
 
 __all__ = [
+    "JVP_ATTENTION",
     "MEANFLOW_SETTINGS",
     "MeanFlow",
     "MeanFlowForward",
     "adaptive_loss",
     "guided_velocity",
+    "jvp_attention",
     "jvp_traces",
     "meanflow_target",
     "sample_meanflow_times",
@@ -102,11 +104,11 @@ def _load_jvp_decompositions() -> None:
 
 
 JVP_ATTENTION = ("auto", *ATTENTION_KERNELS)
-"""Choices of the attention kernel inside MeanFlow's JVP (:func:`jvp_attention`)."""
+"""Choices of the attention kernel inside MeanFlow's JVP (``jvp_attention``)."""
 
 
 def jvp_attention(choice: str) -> str:
-    """The kernel of ``choice`` (one of :data:`JVP_ATTENTION`) here: ``"auto"`` is ``"math"``
+    """The kernel of ``choice`` (one of ``JVP_ATTENTION``) here: ``"auto"`` is ``"math"``
     while ``torch.compile`` traces (equal speed, and it passed every equality check on the GPU),
     ``"matmul"`` eagerly (PyTorch's math kernel fails an eager backward on a GPU in bf16)."""
     if choice != "auto":
@@ -132,7 +134,7 @@ class MeanFlowForward(nn.Module):
 
     ``u`` keeps its graph (the loss differentiates it); ``du/dt`` is returned detached (it only
     enters the target), so a compiled backward keeps nothing for it. Attention inside the JVP
-    runs through ``attention`` (one of :data:`JVP_ATTENTION`). Called with ``w=None`` it is the
+    runs through ``attention`` (one of ``JVP_ATTENTION``). Called with ``w=None`` it is the
     plain network, ``net(x, t, d, y)``, with its usual attention (the guidance queries).
     This is the module the trainer compiles and wraps in DDP for MeanFlow; it shares ``net``'s
     parameters and has none of its own. Where ``torch.compile`` cannot trace the JVP
@@ -275,7 +277,7 @@ class MeanFlow(Objective):
         guidance_scale: ``w`` of the guided target (class-conditional runs; 0: no guidance,
             1: none either, the plain conditional target).
         meanflow_kappa: ``k`` of the guided target (0: the paper's main-text guidance).
-        attention: the attention kernel inside the JVP (:data:`JVP_ATTENTION`; ``"auto"``).
+        attention: the attention kernel inside the JVP (``JVP_ATTENTION``; ``"auto"``).
 
     Diagnostics: see ``adaptive_loss``.
     """
