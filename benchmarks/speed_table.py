@@ -42,6 +42,21 @@ def _how(e: dict) -> str:
     return f"{how} ({e['variant']})" if e.get("variant") else how
 
 
+def _row_order(rows: list[dict]):
+    """Rows grouped by model (in the order first measured), then the project before the
+    reference, the "before" variants last, eager before compiled before CUDA graphs: a run
+    resumed with ``--append`` measures them out of that order."""
+    models = list(dict.fromkeys(e["model"] for e in rows))
+    modes = {None: 0, "default": 1}
+
+    def key(e):
+        variant = e.get("variant") is not None
+        mode = modes.get(e.get("compile_mode"), 2)
+        return models.index(e["model"]), variant, e["impl"] != "project", mode
+
+    return key
+
+
 def train_table(doc: dict) -> str:
     """One row per (model, method, implementation, compilation): img/s, TFLOP/s, % of peak."""
     peak = doc.get("bf16_peak_tflops")
@@ -49,7 +64,7 @@ def train_table(doc: dict) -> str:
         "| model | shape | method | code | step | img/s | TFLOP/s | % of bf16 peak | peak memory (GB) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in doc.get("train", []):
+    for e in sorted(doc.get("train", []), key=_row_order(doc.get("train", []))):
         share = 100 * e["tflops"] / peak if peak and e.get("tflops") is not None else None
         shape = "x".join(map(str, e["shape"]))
         lines.append(
