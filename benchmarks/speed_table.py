@@ -163,10 +163,8 @@ def render(doc: dict) -> str:
     if doc.get("checks"):
         parts += ["Optimised step against a plain eager step", "", check_table(doc), ""]
     if doc.get("errors"):
-        parts += [
-            "Failed: " + "; ".join(f"{e['what']} ({e['error'][:120]})" for e in doc["errors"])
-        ]
-        parts += [""]
+        failed = "; ".join(f"{e['what']} ({e['error'][:120]})" for e in doc["errors"])
+        parts += ["Failed: " + failed, ""]
     if doc.get("not_measured"):
         parts += ["Not measured: " + "; ".join(doc["not_measured"]), ""]
     if doc.get("skipped"):
