@@ -5,7 +5,8 @@ A chapter reads its sizes with ``settings("03_shortcut_models", profile)``; ``pr
 * ``ci``: seconds on a CPU, for the tests (nbval) and the CI book build;
 * ``cpu``: the book's default, under a minute to 9 minutes a chapter on 2 CPU cores, with the embedded data;
 * ``small_gpu``: Colab's T4 and GPUs like it (about 10 minutes a chapter, by counted work);
-* ``gpu``: a large GPU (an H100 or H200): under 3 minutes a chapter, by counted work.
+* ``gpu``: a large GPU (an H100 or H200): under 3 minutes a chapter (14 s to 2 min 34 s measured
+  on an H200, one chapter at a time: book/results/chapter_times_gpu.json).
 
 A chapter states its settings once (its defaults, the ``cpu`` sizes) and each other profile only
 what differs; :func:`settings` merges the two at lookup.
@@ -77,11 +78,12 @@ def chapter(defaults: dict[str, Any], **overrides: dict[str, Any]) -> Chapter:
 # book/results/chapter_times_cpu.json).
 # The ``gpu`` sizes: networks this small cost a fixed time per dispatched operator (kernel
 # launches), whatever the batch, so a large GPU buys its size with the batch, not the steps. Each
-# chapter's operators (counted by scripts/flop_count.py) at the seconds per operator measured on
-# an H200 fit 2 minutes there, 2/3 of the aim of 3: fewer steps than ``small_gpu`` (a T4's 10
-# minutes), more training examples and FLOPs. Bounds not yet checked on a GPU at a profile's
-# sizes (``small_gpu``, ``gpu``) are no tighter than those of the checked profile (``ci`` in the
-# tests, ``cpu`` in the book) that trains as many steps or fewer (tests/test_profiles.py).
+# chapter's operators (counted by scripts/flop_count.py) were sized to fit 2 minutes at the
+# seconds per operator first measured on an H200, 2/3 of the aim of 3: fewer steps than
+# ``small_gpu`` (a T4's 10 minutes), more training examples and FLOPs. Every chapter has since run
+# alone at both GPU profiles on an H200 with its checks (book/results/chapter_times_gpu.json); their
+# bounds stay no tighter than those of the profile (``ci`` in the tests, ``cpu`` in the book) that
+# trains as many steps or fewer (tests/test_profiles.py).
 PROFILES: dict[str, Chapter] = {
     "01_flow_matching_2d": chapter(
         # toy data, MLP preset, training steps/batch/lr, eval and plot sizes, and the bounds the

@@ -65,18 +65,65 @@ def test_each_gpu_profile_fits_its_budget_and_the_large_one_does_more_work():
 
 
 def test_the_h200_model_is_the_measured_rate_times_the_counted_operators():
-    seconds, ops = flop_count.CONCURRENT_H200["01_flow_matching_2d"]
-    assert flop_count.h200_seconds_per_op("01_flow_matching_2d") == seconds / ops
-    rate_2d = max(flop_count.h200_seconds_per_op(c) for c in flop_count.H200_2D_CHAPTERS)
-    assert flop_count.h200_seconds_per_op("08_few_step_methods") == rate_2d
+    fixed = flop_count.H200_FIXED_SECONDS
+    seconds, ops = flop_count.MEASURED_H200["01_flow_matching_2d"]
+    assert flop_count.h200_seconds_per_op("01_flow_matching_2d") == (seconds - fixed) / ops
+    training = [c for c, (_, n) in flop_count.MEASURED_H200.items() if n >= 1_000_000]
+    largest = max(flop_count.h200_seconds_per_op(c) for c in training)
+    assert flop_count.h200_seconds_per_op("99_a_new_chapter") == largest
+    assert largest < flop_count.h200_seconds_per_op("07_reproducing_the_paper")  # not chapter 7's
     work = {"ops": 1_000_000}
-    assert flop_count.modelled_h200_seconds(work, "08_few_step_methods") == pytest.approx(
-        flop_count.H200_FIXED_SECONDS + 1e6 * rate_2d
+    assert flop_count.modelled_h200_seconds(work, "99_a_new_chapter") == pytest.approx(
+        fixed + 1e6 * largest
     )
     for name, by_profile in FLOPS["chapters"].items():
         for work in by_profile.values():
             modelled = flop_count.modelled_h200_seconds(work, name)
             assert work["modelled_h200_s"] == pytest.approx(modelled, abs=0.05), name
+
+
+def _measured(profile: str) -> dict[str, float]:
+    times = json.loads(chapter_costs.TIMES.read_text())
+    return {r["chapter"]: r["wall_time_s"] for r in times["runs"]
+            if r["profile"] == profile and r["error"] is None}  # fmt: skip
+
+
+def test_the_models_rates_are_the_committed_times_of_each_chapter_alone():
+    """MEASURED_H200 is typed from book/results/chapter_times_gpu.json: a new time there (or a
+    typo here) must show; for the sizes measured, the model gives the measured time."""
+    measured = _measured("gpu")
+    assert measured["04_inside_the_dit"] == flop_count.H200_FIXED_SECONDS
+    for name, (seconds, ops) in flop_count.MEASURED_H200.items():
+        assert seconds == measured[name], name
+        assert flop_count.modelled_h200_seconds({"ops": ops}, name) == pytest.approx(seconds)
+    assert set(measured) == {*flop_count.MEASURED_H200, "04_inside_the_dit"}
+
+
+def test_the_operator_anchor_states_the_measured_small_gpu_rates():
+    measured = _measured("small_gpu")
+    fixed = measured.pop("04_inside_the_dit")
+    rates = [(t - fixed) / FLOPS["chapters"][c]["small_gpu"]["ops"] * 1e6
+             for c, t in measured.items()
+             if FLOPS["chapters"][c]["small_gpu"]["ops"] >= flop_count.TRAINING_CHAPTERS_MIN_OPS]  # fmt: skip
+    expected = f"{min(rates):.0f} to {max(rates):.0f} µs per counted operator"
+    assert expected in flop_count.SMALL_GPU_ANCHOR and f"fixed {fixed:.0f} s" in (
+        flop_count.SMALL_GPU_ANCHOR
+    )
+    assert FLOPS["budget"]["anchor"] == flop_count.SMALL_GPU_ANCHOR
+
+
+def test_refit_rewrites_the_model_and_keeps_the_counts(tmp_path):
+    path = tmp_path / "flops.json"
+    work = {"flops": 5, "ops": 2_000_000, "modelled_h200_s": 1.0}
+    path.write_text(json.dumps({"budget": {}, "chapters": {"03_shortcut_models": {"gpu": work}}}))
+    assert flop_count.main(["--refit", "--out", str(path)]) == 0
+    record = json.loads(path.read_text())
+    (got,) = record["chapters"]["03_shortcut_models"].values()
+    assert (got["flops"], got["ops"]) == (5, 2_000_000)
+    rate = flop_count.h200_seconds_per_op("03_shortcut_models")
+    assert got["modelled_h200_s"] == round(flop_count.H200_FIXED_SECONDS + 2e6 * rate, 1)
+    assert record["gpu_budget"]["chapter_seconds"] == flop_count.H200_AIM_SECONDS
+    assert "--refit" in record["refit"]["command"]
 
 
 def test_the_setup_pages_tables_are_written_from_the_records():
@@ -160,6 +207,23 @@ def test_measured_times_render_one_column_per_profile():
     assert "| `small_gpu` on one NVIDIA H200 | `gpu` on one NVIDIA H200 |" in table
     assert "| 1 min 1 s | 2 min 5 s |" in table
     assert "| not measured | not measured |" in table and "one chapter at a time" in note
+
+
+def test_the_note_names_each_gpu_profiles_slowest_chapter_against_the_aim():
+    run = {"chapter": "09_since_the_paper", "error": None}
+    times = {"device": "NVIDIA H200", "torch": "2", "command": "c", "concurrency": "one",
+             "parts": "In two parts.",
+             "runs": [{**run, "profile": "gpu", "wall_time_s": 200.0},
+                      {**run, "profile": "small_gpu", "wall_time_s": 100.0},
+                      {**run, "chapter": "01_flow_matching_2d", "profile": "gpu",
+                       "wall_time_s": 50.0}]}  # fmt: skip
+    _, note = chapter_costs.times_table(times, ["09_since_the_paper"])
+    assert note.startswith("Measured on NVIDIA H200s,") and "In two parts." in note
+    text = chapter_costs.slowest(times, FLOPS)
+    assert "`small_gpu` the slowest chapter, 9, took 1 min 40 s on the H200 (not on the T4" in text
+    assert "`gpu` the slowest chapter, 9, took 3 min 20 s, over the aim of 3 minutes" in text
+    times["runs"][0]["wall_time_s"] = 179.0
+    assert "took 2 min 59 s, within the aim" in chapter_costs.slowest(times, FLOPS)
 
 
 def test_cpu_times_get_their_own_table_after_the_gpu_ones():
