@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .capability import autocast_dtype, choose_precision
+from .zero_products import DropZeroProducts
 
 __all__ = [
     "COMPILE_MODES",
@@ -77,11 +78,23 @@ def compile_for_training(
     """``torch.compile(model, dynamic=False, mode=mode, **options)`` for the training step
     (``options``: other ``torch.compile`` keywords, e.g. ``backend="eager"`` to test tracing).
 
+    With inductor (the default backend) the graph also goes through
+    :class:`~shortcut_mini.zero_products.DropZeroProducts`: the matrix products by the weights'
+    zero tangents that forward-mode AD leaves in a JVP (MeanFlow's step) are not computed.
+
     The module returned shares its parameters with ``model`` (train, checkpoint and EMA use
     ``model`` itself). With CUDA graphs (:func:`uses_cudagraphs`), call :func:`mark_step_begin`
     at the start of every step: the outputs of one step's graphs are overwritten by the next.
     """
-    return torch.compile(model, dynamic=False, mode=check_compile_mode(mode), **options)
+    mode = check_compile_mode(mode)
+    if options.get("backend", "inductor") != "inductor" or "options" in options:
+        return torch.compile(model, dynamic=False, mode=mode, **options)
+    from torch._inductor import list_mode_options
+
+    # torch.compile takes a mode or inductor options, not both: the mode as its options
+    inductor = {} if mode is None else dict(list_mode_options(mode, dynamic=False))
+    inductor["post_grad_custom_pre_pass"] = DropZeroProducts()
+    return torch.compile(model, dynamic=False, options=inductor, **options)
 
 
 def compile_for_sampling(
