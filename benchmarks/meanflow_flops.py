@@ -6,7 +6,9 @@ CPU: all that an eager step computes, and without the products by the weights' z
 
 The steps are ``benchmarks/speed.py``'s (the trainer's own step on synthetic images of each
 model's shape, fp32, eager); FLOPs are counted by ``torch.utils.flop_counter`` over forward and
-backward (not the optimizer). The ratio hardly depends on the batch (``--batch``).
+backward (not the optimizer), with every attention through the math kernel (the counter has no
+formula for the CPU's fused kernel; the math kernel does the same products). The ratio hardly
+depends on the batch (``--batch``).
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from speed import SHAPES  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
+from shortcut_mini.models.dit import forward_ad_attention  # noqa: E402
 from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 from shortcut_mini.zero_products import SkipMadeZeroProducts  # noqa: E402
 
 
 def flops(step, skip_zero_products: bool) -> float:
     skip = SkipMadeZeroProducts() if skip_zero_products else contextlib.nullcontext()
-    with FlopCounterMode(display=False) as counter, skip:
+    with FlopCounterMode(display=False) as counter, skip, forward_ad_attention("math"):
         step(0)
     return float(counter.get_total_flops())
 

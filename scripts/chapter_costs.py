@@ -89,6 +89,12 @@ def budget_text(flops: dict) -> str:
             f"`{m['command'].strip()}` ({m['wall_time_s']:.0f} s)."
             for m in flops.get("merged", [])
         )
+        + (
+            f" The budgets and modelled times rewritten from the measured rates at commit "
+            f"`{flops['refit']['commit'][:7]}` with `{flops['refit']['command'].strip()}`."
+            if "refit" in flops
+            else ""
+        )
     )
 
 
