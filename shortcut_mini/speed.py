@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from .capability import autocast_dtype, choose_precision
-from .zero_products import DropZeroProducts
 
 __all__ = [
     "COMPILE_MODES",
@@ -87,7 +86,15 @@ def compile_for_training(
     at the start of every step: the outputs of one step's graphs are overwritten by the next.
     """
     mode = check_compile_mode(mode)
-    if options.get("backend", "inductor") != "inductor" or "options" in options:
+    try:
+        from .zero_products import DropZeroProducts
+    except ImportError:  # a torch without inductor's custom graph passes: compile without it
+        DropZeroProducts = None
+    if (
+        DropZeroProducts is None
+        or options.get("backend", "inductor") != "inductor"
+        or "options" in options
+    ):
         return torch.compile(model, dynamic=False, mode=mode, **options)
     from torch._inductor import list_mode_options
 
