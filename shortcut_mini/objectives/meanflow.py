@@ -34,6 +34,8 @@ graph for the loss; the derivative is detached into the target. The trainer comp
 network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and under
 ``DistributedDataParallel`` the backward pass of ``u`` synchronises the gradients as for any
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
+Compiled, the JVP also skips the products by the weights' tangents, which are zero
+(:mod:`shortcut_mini.zero_products`), one of the three products of every linear layer.
 Forward-mode AD does not pass the flash or memory-efficient attention kernels, so attention
 inside the JVP runs through ``attention``: ``"math"`` or ``"matmul"``
 (``shortcut_mini.models.dit.ATTENTION_KERNELS``), or ``"auto"`` (the default, ``jvp_attention``):
