@@ -10,7 +10,7 @@ from torch._inductor.utils import run_and_get_code
 from shortcut_mini.models import build_model
 from shortcut_mini.objectives import MEANFLOW_SETTINGS, MeanFlow
 from shortcut_mini.speed import compile_for_training
-from shortcut_mini.zero_products import DropZeroProducts, is_constant_zero
+from shortcut_mini.zero_products import DropZeroProducts, SkipMadeZeroProducts, is_constant_zero
 
 aten = torch.ops.aten
 
@@ -64,6 +64,35 @@ def test_meanflows_compiled_step_skips_the_weights_zero_tangents_with_the_same_r
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert products[0] - products[1] == linears, products  # one per linear layer
     assert products[1] > 0  # the real products stay
+
+
+def test_the_eager_count_skips_the_zero_tangents_but_not_zero_weights():
+    """Under :class:`SkipMadeZeroProducts` a FLOP count sees what the compiled step computes: a
+    JVP of a linear layer is two products (primal, input tangent), not three; a layer whose
+    weights are zero (adaLN-Zero) still counts, and the results are unchanged."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = torch.nn.Linear(16, 8, bias=False)
+    x, v = torch.randn(4, 16), torch.randn(4, 16)
+    one = 2 * 4 * 16 * 8
+
+    def count(fn, skip):
+        mode = SkipMadeZeroProducts() if skip else None
+        with FlopCounterMode(display=False) as counter:
+            if mode is None:
+                out = fn()
+            else:
+                with mode:
+                    out = fn()
+        return counter.get_total_flops(), out, mode.skipped if mode else 0
+
+    jvp = lambda: torch.func.jvp(layer, (x,), (v,))  # noqa: E731
+    assert count(jvp, skip=False)[0] == 3 * one
+    flops, (u, du), skipped = count(jvp, skip=True)
+    assert (flops, skipped) == (2 * one, 1)
+    assert torch.allclose(u, layer(x)) and torch.allclose(du, v @ layer.weight.T)
+    torch.nn.init.zeros_(layer.weight)
+    assert count(lambda: layer(x), skip=True)[0] == one
 
 
 def test_the_pass_has_a_stable_cache_key():
