@@ -40,6 +40,7 @@ from shortcut_mini.capability import choose_precision
 from shortcut_mini.common import atomic_write_json, device_name, git_commit
 from shortcut_mini.models.dit import ATTENTION_KERNELS
 from shortcut_mini.objectives import OBJECTIVES
+from shortcut_mini.speed import drops_zero_products
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below
 import speed_checks  # noqa: E402
@@ -415,6 +416,7 @@ def main(argv=None) -> dict:
     settings["shapes"] = {k: list(v) for k, v in args.shapes.items()}
     results = Results(args.out, args.append, settings)
     results.doc["device"] = device_name() if device.type == "cuda" else "cpu"
+    results.doc["zero_product_pass"] = drops_zero_products()  # in every compiled step
     reference = speed_steps.load_reference(args.reference) if args.reference else None
     if results.doc["bf16_peak_tflops"] is None:
         sizes, repeats = ([64], 3) if args.smoke else ([4096, 8192, 16384], 20)

@@ -35,6 +35,7 @@ __all__ = [
     "check_compile_mode",
     "compile_for_sampling",
     "compile_for_training",
+    "drops_zero_products",
     "mark_step_begin",
     "sampling_autocast",
     "sampling_dtype",
@@ -71,6 +72,16 @@ def uses_cudagraphs(mode: str | None) -> bool:
     return check_compile_mode(mode) in ("reduce-overhead", "max-autotune")
 
 
+def drops_zero_products() -> bool:
+    """Whether :func:`compile_for_training` (with inductor) drops the products by a constant
+    zero: it needs inductor's custom graph passes (torch 2.6 and later)."""
+    try:
+        from .zero_products import DropZeroProducts  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def compile_for_training(
     model: nn.Module, mode: str | None = TRAINING_COMPILE_MODE, **options
 ) -> nn.Module:
@@ -86,17 +97,15 @@ def compile_for_training(
     at the start of every step: the outputs of one step's graphs are overwritten by the next.
     """
     mode = check_compile_mode(mode)
-    try:
-        from .zero_products import DropZeroProducts
-    except ImportError:  # a torch without inductor's custom graph passes: compile without it
-        DropZeroProducts = None
     if (
-        DropZeroProducts is None
+        not drops_zero_products()
         or options.get("backend", "inductor") != "inductor"
         or "options" in options
     ):
         return torch.compile(model, dynamic=False, mode=mode, **options)
     from torch._inductor import list_mode_options
+
+    from .zero_products import DropZeroProducts
 
     # torch.compile takes a mode or inductor options, not both: the mode as its options
     inductor = {} if mode is None else dict(list_mode_options(mode, dynamic=False))
