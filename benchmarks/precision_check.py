@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "runs": [],
     }
-    cases = [(cfg, settings("03_shortcut_models", "small_gpu").n_eval)
-             for cfg in chapter3_configs(args.seed).values()]  # fmt: skip
+    chapter3 = settings("03_shortcut_models", "small_gpu")
+    cases = [(cfg, chapter3.n_eval) for cfg in chapter3_configs(args.seed).values()]
     if not args.skip_images:
         cases.append((chapter5_config(args.seed), None))
     for precision in PRECISIONS:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             print(row, flush=True)
             record["wall_s"] = round(time.time() - start, 1)
             atomic_write_json(args.out, record)  # after each run: a killed check keeps them
-    ratio_max = settings("03_shortcut_models", "small_gpu").ratio_max
+    ratio_max = chapter3.ratio_max
     record["chapter3_check"] = {}
     for precision in PRECISIONS:
         one = {r["method"]: r["distance"]["1"] for r in record["runs"]

@@ -408,23 +408,24 @@ def main(argv: list[str] | None = None) -> int:
         "rates in this script (after new chapter times)",
     )
     args = p.parse_args(argv)
+    command = "python scripts/flop_count.py " + " ".join(argv or sys.argv[1:])
     if args.refit:
-        refit(Path(args.out), "python scripts/flop_count.py " + " ".join(argv or sys.argv[1:]))
+        refit(Path(args.out), command)
         print(f"refitted {args.out}")
         return 0
     threads = torch.get_num_threads()  # restored at the end: a caller's setting is its own
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     try:
-        return _count(args, argv)
+        return _count(args, command)
     finally:
         torch.set_num_threads(threads)
 
 
-def _count(args: argparse.Namespace, argv: list[str] | None) -> int:
+def _count(args: argparse.Namespace, command: str) -> int:
     chapters = args.chapters or sorted(PROFILES)
     start = time.time()
     record = {
-        "command": "python scripts/flop_count.py " + " ".join(argv or sys.argv[1:]),
+        "command": command,
         "commit": git_commit(ROOT),
         "device": "cpu (counts do not depend on the device)",
         "torch": torch.__version__,
