@@ -87,6 +87,29 @@ def test_one_pass_step_has_the_two_pass_loss_and_gradients(attention):
     )
 
 
+@pytest.mark.parametrize("jumps", [0, 5, 16])
+def test_jvp_on_the_jumping_rows_only_gives_the_whole_batchs_prediction_and_derivative(jumps):
+    """The JVP on the first ``jumps`` rows and a plain pass on the rest: the same ``u`` as a JVP
+    of every row, the same ``du/dt`` on the jumping rows and zeros on the others."""
+    torch.manual_seed(0)
+    model = perturbed(build_model("dit-tiny", sample_shape=(1, 8, 8), level_embedding="sin_d"))
+    forward = MeanFlowForward(model, "math")
+    x, _ = images()
+    t, d, w = torch.rand(16) * 0.5, torch.rand(16) * 0.5, torch.randn_like(x)
+    u_all, dudt_all = forward(x, t, d, None, w)
+    u, dudt = forward(x, t, d, None, w, jumps=jumps)
+    assert u.shape == u_all.shape and dudt.shape == dudt_all.shape
+    assert torch.allclose(u, u_all, atol=1e-5)
+    assert torch.allclose(dudt[:jumps], dudt_all[:jumps], atol=1e-5)
+    assert torch.all(dudt[jumps:] == 0) and dudt_all.abs().amax(dim=(1, 2, 3)).min() > 1e-3
+    (u_all.square().sum()).backward()
+    grads_all = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    (u.square().sum()).backward()
+    for a, b in zip(model.parameters(), grads_all):
+        assert torch.allclose(a.grad, b, atol=1e-5 * float(b.abs().max()) + 1e-9)
+
+
 def test_auto_attention_is_math_compiled_and_matmul_eagerly():
     """``"auto"``: the math kernel where torch.compile traces the JVP, the matmul kernel eagerly
     (the math kernel's eager backward fails on a GPU in bf16); explicit kernels stay as given."""

@@ -34,8 +34,11 @@ graph for the loss; the derivative is detached into the target. The trainer comp
 network, so the JVP runs compiled, under the run's autocast (bf16 on a GPU), and under
 ``DistributedDataParallel`` the backward pass of ``u`` synchronises the gradients as for any
 forward pass. (A JVP of the plain ``.module`` would not: its gradients stay on each GPU.)
-Compiled, the JVP also skips the products by the weights' tangents, which are zero
-(:mod:`shortcut_mini.zero_products`), one of the three products of every linear layer.
+The JVP runs on the jumping rows only: a row with ``d = 0`` has flow matching's target
+whatever its derivative, so those rows (``1 - ratio`` of the batch, a fixed count) take the
+plain network's forward pass (with its fast attention) instead. Compiled, the JVP also skips
+the products by the weights' tangents, which are zero (:mod:`shortcut_mini.zero_products`),
+one of the three products of every linear layer.
 Forward-mode AD does not pass the flash or memory-efficient attention kernels, so attention
 inside the JVP runs through ``attention``: ``"math"`` or ``"matmul"``
 (``shortcut_mini.models.dit.ATTENTION_KERNELS``), or ``"auto"`` (the default, ``jvp_attention``):
@@ -44,7 +47,8 @@ with on a GPU (the math kernel's eager backward fails there in bf16). ``benchmar
 measures both kernels.
 
 **Settings.** ``(t, d)`` come from two logit-normal draws in the paper's convention (1 = noise),
-sorted, with the share ``ratio`` of rows jumping (``d > 0``) and the rest ``d = 0``; the loss of
+sorted, with the share ``ratio`` of rows jumping (``d > 0``, a fixed count per batch, as the
+official code) and the rest ``d = 0``; the loss of
 each row, its squared error ``L`` summed over the row (as the official code), is weighted by
 ``1 / stopgrad(L + c)^p``. :data:`~shortcut_mini.method_settings.MEANFLOW_SETTINGS` names the paper's ImageNet settings (the
 defaults: ratio 0.25, LN(-0.4, 1), p = 1, c = 0.01), its CIFAR-10 ones (ratio 0.75, LN(-2, 2), p = 0.75,
@@ -84,6 +88,7 @@ __all__ = [
     "adaptive_loss",
     "guided_velocity",
     "jvp_attention",
+    "jump_rows",
     "jvp_traces",
     "meanflow_target",
     "sample_meanflow_times",
@@ -151,11 +156,23 @@ class MeanFlowForward(nn.Module):
         self.traced = jvp_traces(net)
         _load_jvp_decompositions()
 
-    def forward(self, x, t, d, y=None, w=None):
+    def forward(self, x, t, d, y=None, w=None, jumps=None):
+        """``(u, du/dt)``; with ``jumps``, the JVP runs on the first ``jumps`` rows only (the
+        rows with ``d > 0``: :func:`sample_meanflow_times` puts them first) and the rest run the
+        plain network, their ``du/dt`` returned as zeros (a row with ``d = 0`` has the target
+        ``v`` whatever its derivative). ``jumps`` is a fixed count, so shapes stay static."""
         if w is None:
             return self.net(x, t, d, y)
         jvp = self._jvp if self.traced else self._eager_jvp
-        return jvp(x, t, d, y, w)
+        if jumps is None or jumps == x.shape[0]:
+            return jvp(x, t, d, y, w)
+        rows = [slice(0, jumps), slice(jumps, None)]
+        jump, flow = [(x[r], t[r], d[r], None if y is None else y[r]) for r in rows]
+        u_flow = self.net(*flow)
+        if jumps == 0:
+            return u_flow, torch.zeros_like(u_flow).detach()
+        u_jump, dudt = jvp(*jump, w[rows[0]])
+        return torch.cat([u_jump, u_flow]), torch.cat([dudt, dudt.new_zeros(u_flow.shape)])
 
     def _jvp(self, x, t, d, y, w):
         def u(x, t, d):
@@ -175,13 +192,21 @@ def sample_meanflow_times(
     n: int, ratio: float, t_mean: float, t_std: float, generator: torch.Generator, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(t, d)``: the paper's ``(t, r)`` (1 = noise) drawn from LN(t_mean, t_std) twice and
-    sorted, ``r = t`` for a share ``1 - ratio``; here ``t = 1 - t_paper``, ``d = t_paper - r``."""
+    sorted, ``r = t`` on all but the first :func:`jump_rows` rows; here ``t = 1 - t_paper``,
+    ``d = t_paper - r``. A fixed count in fixed places, as the official code draws it (the
+    rows of a batch are exchangeable, so each row still jumps with probability ``ratio``)."""
     a = torch.sigmoid(torch.randn(n, generator=generator, device=device) * t_std + t_mean)
     b = torch.sigmoid(torch.randn(n, generator=generator, device=device) * t_std + t_mean)
     hi, lo = torch.maximum(a, b), torch.minimum(a, b)
-    same = torch.rand(n, generator=generator, device=device) >= ratio
+    same = torch.arange(n, device=device) >= jump_rows(n, ratio)
     lo = torch.where(same, hi, lo)
     return 1 - hi, hi - lo
+
+
+def jump_rows(n: int, ratio: float) -> int:
+    """How many of ``n`` rows jump (``d > 0``): all but the official code's
+    ``int(n * (1 - ratio))`` rows with ``r = t``."""
+    return n - int(n * (1 - ratio))
 
 
 def _rows(d: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -364,14 +389,15 @@ class MeanFlow(Objective):
         return self._targets(x_t, t, d, y_in, target)
 
     def loss(self, model: nn.Module, x1, y, *, generator, x0=None, **_) -> ObjectiveOutput:
-        """One JVP pass: ``u`` and ``du/dt`` from ``model`` (the trainer's compiled and wrapped
-        ``MeanFlowForward``, or a plain network, wrapped here), the target
+        """One pass: ``u`` and ``du/dt`` from ``model`` (the trainer's compiled and wrapped
+        ``MeanFlowForward``, or a plain network, wrapped here; the JVP on the jumping rows, a
+        plain forward pass on the others), the target
         ``stopgrad(v + d du/dt)`` and the adaptively weighted loss of ``u``."""
         if not isinstance(unwrap_module(model), MeanFlowForward):
             model = MeanFlowForward(model, self.attention)
         query = getattr(model, "module", model)  # the guidance queries skip DDP: no gradient
         x_t, t, d, y_in, v = self._inputs(x1, y, generator, query, x0)
-        u, dudt = model(x_t, t, d, y_in, v)
+        u, dudt = model(x_t, t, d, y_in, v, jumps=jump_rows(x1.shape[0], self.ratio))
         target = v + _rows(d, v) * dudt.to(v.dtype)
         loss, diagnostics = adaptive_loss(u, target, d, self.norm_p, self.norm_eps)
         return ObjectiveOutput(
