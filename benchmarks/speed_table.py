@@ -159,7 +159,8 @@ def render(doc: dict) -> str:
     parts = [head, "", "Training step", "", train_table(doc), ""]
     if meanflow_ratios(doc):
         parts += ["MeanFlow's step against flow matching's", "", meanflow_table(doc), ""]
-    parts += ["Sampling", "", sampling_table(doc), ""]
+    if doc.get("sampling"):  # a run with --skip sampling has none
+        parts += ["Sampling", "", sampling_table(doc), ""]
     if doc.get("checks"):
         parts += ["Optimised step against a plain eager step", "", check_table(doc), ""]
     if doc.get("errors"):

@@ -248,3 +248,24 @@ def test_table_renders_a_written_file(speed, tmp_path):
     assert "consecutively: dit-mini (commit 1234567); dit-b (commit abcdef0)." in text
     assert "Failed: train project dit-b meanflow attention math eager (E())" in text
     assert "Not measured: train reference dit-s shortcut eager" in text
+    assert "Sampling" in text
+    doc["sampling"] = []  # a run with --skip sampling: no empty table
+    assert "Sampling" not in speed_table.render(doc)
+
+
+@pytest.mark.parametrize(
+    "page, record",
+    [
+        ("speed.md", "speed.json"),
+        ("meanflow_speed.md", "meanflow_speed_2026-12-04/speed_50bec6d.json"),
+    ],
+)
+def test_book_speed_tables_are_their_records_rendered(speed, page, record):
+    """The results page includes these tables: each must be its committed record, rendered."""
+    import speed_table
+
+    root = Path(__file__).resolve().parent.parent
+    doc = speed_table.load(root / "benchmarks" / "results" / record)
+    rendered = speed_table.render(doc)
+    assert (root / "book" / "results" / page).read_text().strip() == rendered.strip()
+    assert "img/s" in rendered and doc["train"]
