@@ -14,8 +14,7 @@ import torch
 from torch._dynamo.utils import counters
 
 sys.path.insert(0, str(Path(__file__).parent))
-import speed  # noqa: E402
-import speed_steps  # noqa: E402
+from step_kernels import warm_steps, write  # noqa: E402
 
 
 def launches(step, i: int) -> dict:
@@ -35,24 +34,12 @@ def main(argv) -> None:
     model = argv[0] if argv else "dit-mini"
     out = Path(argv[1]) if len(argv) > 1 else None
     torch._logging.set_logs(perf_hints=True)
+    logging.getLogger("torch._inductor").addHandler(logging.StreamHandler(sys.stdout))
     records = []
-    handler = logging.StreamHandler(sys.stdout)
-    logging.getLogger("torch._inductor").addHandler(handler)
-    args = speed.parse_args(["--models", model, "--precision", "bf16"])
-    device = torch.device("cuda")
-    for method, attention in [
-        ("flow_matching", None),
-        ("meanflow", "math"),
-        ("meanflow", "matmul"),
-    ]:
-        counters.clear()
-        step = speed_steps.make_step(
-            "project", model, method, True, "reduce-overhead", args, device, None, attention
-        )
-        for i in range(6):
-            step(i)
+    counters.clear()
+    for method, attention, step, args in warm_steps(model, "reduce-overhead", torch.device("cuda")):
         torch.cuda.synchronize()
-        skips = dict(counters["inductor"])
+        skips = dict(counters["inductor"])  # what compiling and recording this step counted
         t0 = time.perf_counter()
         for i in range(6, 36):
             step(i)
@@ -67,10 +54,8 @@ def main(argv) -> None:
         )
         print(json.dumps(rec), flush=True)
         records.append(rec)
-        del step
-        torch.cuda.empty_cache()
-    if out:
-        out.write_text(json.dumps(records, indent=1))
+        counters.clear()
+    write(records, out)
 
 
 if __name__ == "__main__":

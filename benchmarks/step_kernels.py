@@ -33,32 +33,44 @@ def kernel_times(step, first: int, steps: int) -> list[dict]:
     return sorted(rows, key=lambda r: -r["cuda_ms"])
 
 
+VARIANTS = [("flow_matching", None), ("meanflow", "math"), ("meanflow", "matmul")]
+"""(method, MeanFlow's attention kernel) of the diagnostics: flow matching against MeanFlow."""
+
+
+def warm_steps(model: str, mode, device, argv=(), warmup: int = 6, compiled: bool = True):
+    """``(method, attention, step, args)`` for each of :data:`VARIANTS`: the project's training
+    step of ``model`` (``benchmarks/speed.py``'s, bf16 unless ``argv`` says otherwise), compiled
+    in ``mode`` and run ``warmup`` times; each step is released before the next is built."""
+    args = speed.parse_args(["--models", model, "--precision", "bf16", *argv])
+    for method, attention in VARIANTS:
+        step = speed_steps.make_step(
+            "project", model, method, compiled, mode, args, device, None, attention
+        )
+        for i in range(warmup):
+            step(i)
+        yield method, attention, step, args
+        del step
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def write(records: list, out: Path | None) -> None:
+    if out:
+        out.write_text(json.dumps(records, indent=1))
+
+
 def main(argv) -> None:
     model = argv[0] if argv else "dit-mini"
     out = Path(argv[1]) if len(argv) > 1 else None
-    args = speed.parse_args(["--models", model, "--precision", "bf16"])
-    device = torch.device("cuda")
     records = []
-    for method, attention in [
-        ("flow_matching", None),
-        ("meanflow", "math"),
-        ("meanflow", "matmul"),
-    ]:
-        step = speed_steps.make_step(
-            "project", model, method, True, None, args, device, None, attention
-        )
-        for i in range(6):
-            step(i)
+    for method, attention, step, _ in warm_steps(model, None, torch.device("cuda")):
         rows = kernel_times(step, 6, 5)
         total = sum(r["cuda_ms"] for r in rows)
         print(f"== {method} {attention}: {total:.2f} ms of kernels per step", flush=True)
         for r in rows[:30]:
             print(f"{r['cuda_ms']:8.3f} ms {r['calls']:5d}x  {r['name']}")
         records.append(dict(method=method, attention=attention, total_ms=total, kernels=rows[:80]))
-        del step
-        torch.cuda.empty_cache()
-    if out:
-        out.write_text(json.dumps(records, indent=1))
+    write(records, out)
 
 
 if __name__ == "__main__":

@@ -269,3 +269,25 @@ def test_book_speed_tables_are_their_records_rendered(speed, page, record):
     rendered = speed_table.render(doc)
     assert (root / "book" / "results" / page).read_text().strip() == rendered.strip()
     assert "img/s" in rendered and doc["train"]
+
+
+def test_diagnostic_steps_are_flow_matching_and_meanflow_steps_that_train(speed, tmp_path):
+    """``benchmarks/step_kernels.py`` and ``cudagraph_skips.py`` (GPU diagnostics) time the
+    steps ``warm_steps`` builds: here on the CPU, eager, at the smoke size, each a real step of
+    its method that moves the model, each written to the record."""
+    import step_kernels
+
+    seen = []
+    cpu = torch.device("cpu")
+    for method, attention, step, args in step_kernels.warm_steps(
+        "dit-tiny", None, cpu, argv=["--smoke"], warmup=1, compiled=False
+    ):
+        before = [p.detach().clone() for p in step.model.parameters()]
+        step(1)
+        after = [p.detach() for p in step.model.parameters()]
+        moved = sum(float((a - b).abs().sum()) for a, b in zip(after, before))
+        assert moved > 0 and args.batch == 8
+        seen.append(dict(method=method, attention=attention, moved=moved))
+    assert [(s["method"], s["attention"]) for s in seen] == step_kernels.VARIANTS
+    step_kernels.write(seen, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())[1]["method"] == "meanflow"
