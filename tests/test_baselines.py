@@ -209,13 +209,8 @@ def test_meanflow_times_stay_inside_the_interval_with_the_right_share_of_jumps()
     t, d = sample_meanflow_times(20_000, 0.25, -0.4, 1.0, gen, "cpu")
     assert torch.all(t >= 0) and torch.all(d >= 0) and torch.all(t + d <= 1)
     assert torch.all(d[:5_000] > 0) and torch.all(d[5_000:] == 0)  # a fixed count, first
-    assert [jump_rows(n, r) for n, r in [(256, 0.25), (256, 0.75), (10, 0.5), (7, 0), (7, 1)]] == [
-        64,
-        192,
-        5,
-        0,
-        7,
-    ]
+    counts = {(256, 0.25): 64, (256, 0.75): 192, (10, 0.5): 5, (7, 0.0): 0, (7, 1.0): 7}
+    assert {case: jump_rows(*case) for case in counts} == counts
 
 
 def test_meanflow_gradient_flows_and_the_step_size_is_a_number():

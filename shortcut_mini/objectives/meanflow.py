@@ -87,8 +87,8 @@ __all__ = [
     "MeanFlowForward",
     "adaptive_loss",
     "guided_velocity",
-    "jvp_attention",
     "jump_rows",
+    "jvp_attention",
     "jvp_traces",
     "meanflow_target",
     "sample_meanflow_times",
@@ -193,8 +193,9 @@ def sample_meanflow_times(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(t, d)``: the paper's ``(t, r)`` (1 = noise) drawn from LN(t_mean, t_std) twice and
     sorted, ``r = t`` on all but the first :func:`jump_rows` rows; here ``t = 1 - t_paper``,
-    ``d = t_paper - r``. A fixed count in fixed places, as the official code draws it (the
-    rows of a batch are exchangeable, so each row still jumps with probability ``ratio``)."""
+    ``d = t_paper - r``. A fixed count in fixed places, as the official code draws it: the rows
+    of a batch come in random order (the trainer draws a permutation per epoch), so each row still
+    jumps with probability ``ratio``."""
     a = torch.sigmoid(torch.randn(n, generator=generator, device=device) * t_std + t_mean)
     b = torch.sigmoid(torch.randn(n, generator=generator, device=device) * t_std + t_mean)
     hi, lo = torch.maximum(a, b), torch.minimum(a, b)
