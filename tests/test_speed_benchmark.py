@@ -291,3 +291,16 @@ def test_diagnostic_steps_are_flow_matching_and_meanflow_steps_that_train(speed,
     assert [(s["method"], s["attention"]) for s in seen] == step_kernels.VARIANTS
     step_kernels.write(seen, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())[1]["method"] == "meanflow"
+
+
+def test_meanflow_split_benchmark_times_both_passes_with_one_prediction(speed, tmp_path):
+    """``benchmarks/meanflow_split_cpu.py --smoke``: both variants timed, the jumping rows a
+    quarter of the batch, and the two passes give the same prediction."""
+    import meanflow_split_cpu
+
+    out = tmp_path / "split.json"
+    argv = ["--out", str(out), "--smoke", "--reps", "1", "--rounds", "1"]
+    assert meanflow_split_cpu.main(argv) == 0
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["jump_rows"] == 2 and case["every_row_ms"] > 0 and case["jumping_rows_ms"] > 0
+    assert case["prediction_max_abs_diff"] < 1e-5
