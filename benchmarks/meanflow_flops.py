@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import speed_steps  # noqa: E402
 import torch  # noqa: E402
+from provenance import provenance  # noqa: E402
 from speed import SHAPES  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
+from shortcut_mini.common import atomic_write_json  # noqa: E402
 from shortcut_mini.models.dit import forward_ad_attention  # noqa: E402
-from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 from shortcut_mini.zero_products import SkipMadeZeroProducts  # noqa: E402
 
 
@@ -52,11 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     start = time.time()
     record = {
-        "command": "python benchmarks/meanflow_flops.py " + " ".join(argv or sys.argv[1:]),
-        "commit": git_commit(ROOT),
-        "dirty": git_dirty(ROOT),
+        **provenance(__file__, argv),
         "device": "cpu (counts do not depend on the device)",
-        "torch": torch.__version__,
         "batch": args.batch,
         "attention": args.attention,
         "models": {},

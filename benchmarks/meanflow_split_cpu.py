@@ -19,13 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from provenance import provenance  # noqa: E402
 
-from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
+from shortcut_mini.common import atomic_write_json  # noqa: E402
 from shortcut_mini.models import build_model  # noqa: E402
 from shortcut_mini.objectives.meanflow import MeanFlowForward, jump_rows  # noqa: E402
-from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 
 CASES = [("mlp-small", (2,), 256), ("mlp", (2,), 1024), ("dit-tiny", (1, 8, 8), 64)]
 """(model, example shape, batch): chapter 8's network and batch on the CPU, its larger GPU
@@ -75,12 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("dit-tiny", (1, 8, 8), 8)] if args.smoke else CASES
     start = time.time()
     record = {
-        "command": "python benchmarks/meanflow_split_cpu.py " + " ".join(argv or sys.argv[1:]),
-        "commit": git_commit(ROOT),
-        "dirty": git_dirty(ROOT),
+        **provenance(__file__, argv),
         "device": "cpu",
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
         "cases": [],
     }
     for model, shape, batch in cases:

@@ -24,14 +24,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from shortcut_mini import TrainConfig, train  # noqa: E402
-from shortcut_mini.common import atomic_write_json, device_name, git_commit  # noqa: E402
+from shortcut_mini.common import atomic_write_json, device_name  # noqa: E402
 from shortcut_mini.evaluate import evaluate  # noqa: E402
 from shortcut_mini.profiles import settings  # noqa: E402
-from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 
 BUDGETS = (1, 4, 128)
 PRECISIONS = ("fp16", "bf16")
@@ -81,13 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("precision_check.py compares fp16 with bf16 on a CUDA GPU; none is here")
     start = time.time()
     record = {
-        "command": "python benchmarks/precision_check.py " + " ".join(argv or sys.argv[1:]),
-        "commit": git_commit(ROOT),
-        "dirty": git_dirty(ROOT),
+        **provenance(__file__, argv),
         "date": datetime.date.today().isoformat(),
         "device": device_name(),
         "capability": list(torch.cuda.get_device_capability()),
-        "torch": torch.__version__,
         "runs": [],
     }
     chapter3 = settings("03_shortcut_models", "small_gpu")

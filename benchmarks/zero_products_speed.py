@@ -20,13 +20,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from provenance import provenance  # noqa: E402
 
-from shortcut_mini.common import atomic_write_json, git_commit  # noqa: E402
+from shortcut_mini.common import atomic_write_json  # noqa: E402
 from shortcut_mini.models import build_model  # noqa: E402
 from shortcut_mini.objectives.meanflow import MeanFlowForward  # noqa: E402
-from shortcut_mini.reproduce.record import git_dirty  # noqa: E402
 from shortcut_mini.speed import compile_for_training  # noqa: E402
 
 
@@ -55,12 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return loss.detach(), torch.cat([q.grad.flatten() for q in net.parameters()])
 
     record = {
-        "command": "python benchmarks/zero_products_speed.py " + " ".join(argv or sys.argv[1:]),
-        "commit": git_commit(ROOT),
-        "dirty": git_dirty(ROOT),
+        **provenance(__file__, argv),
         "device": "cpu",
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
         "model": args.model,
         "batch": b,
         "rows": {},
