@@ -162,10 +162,10 @@ class TrainConfig:
         precision: mixed precision (``auto``, ``fp32``, ``bf16``, ``fp16``).
         compile: wrap the model in ``torch.compile``.
         compile_mode: its mode: ``"default"`` (inductor), ``"reduce-overhead"`` (CUDA graphs: on
-            one H200 the small ``dit-mini`` step ran 2.2x (flow matching) to 3.1x (shortcut)
-            faster than ``"default"``, ``benchmarks/results/speed.json``, and MeanFlow's 2.1x to
-            2.5x, ``benchmarks/results/meanflow_speed_2026-12-04``), ``"max-autotune"``,
-            ``"max-autotune-no-cudagraphs"``.
+            one H200 the small ``dit-mini`` step ran 1.2x (flow matching) to 1.5x (shortcut,
+            MeanFlow) faster than ``"default"``, ``benchmarks/results/speed.json``; up to 3.1x
+            in runs whose ``"default"`` step was slower, ``benchmarks/results/README.md``),
+            ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``.
         log_every: metrics-log interval in steps (0: only at the end).
         ckpt_every: checkpoint interval in steps (0: only at the end).
         overwrite: start afresh, whatever run ``out_dir`` holds (without it, a run of the

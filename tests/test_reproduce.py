@@ -140,6 +140,31 @@ def test_preset_table_with_and_without_its_cost_notes():
     assert PRESETS["celebahq256"]["cost"] not in preset_table(cost=False)
 
 
+def test_latent_presets_quote_the_recorded_dit_b_rate_and_its_hours():
+    """The cost notes of the latent presets quote the trainer's compiled DiT-B/2 shortcut step
+    from ``benchmarks/results/speed.json``; the rate and the hours derived from it must be the
+    record's, so a new record cannot leave them behind."""
+    import re
+    from pathlib import Path
+
+    record = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "speed.json"
+    rows = [
+        r
+        for r in json.loads(record.read_text())["train"]
+        if (r["model"], r["method"], r["impl"]) == ("dit-b", "shortcut", "project")
+        and r["compile_mode"] == "default"
+        and r["variant"] is None
+    ]
+    assert len(rows) == 1, rows
+    rate = rows[0]["img_per_s"]
+    for name in ("celebahq256", "imagenet256"):
+        cost, config = PRESETS[name]["cost"], PRESETS[name]["config"]
+        assert f"{rate:,.0f} img/s" in cost, (name, rate)
+        quoted = re.search(r"about ([0-9.]+) h", cost).group(1)
+        hours = config["steps"] * config["batch_size"] / rate / 3600
+        assert round(hours, len(quoted.partition(".")[2])) == float(quoted), (name, hours)
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     """One smoke batch (2 methods x 1 seed) through papermill, shared by the tests below."""

@@ -257,7 +257,6 @@ def test_table_renders_a_written_file(speed, tmp_path):
     "page, record",
     [
         ("speed.md", "speed.json"),
-        ("meanflow_speed.md", "meanflow_speed_2026-12-04/speed_50bec6d.json"),
     ],
 )
 def test_book_speed_tables_are_their_records_rendered(speed, page, record):

@@ -345,7 +345,7 @@ _PRESETS: dict[str, dict] = {
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
             "400,000 steps x 64 = 25.6M latents; measured DiT-B/2 shortcut step on 4x32x32 (H200, "
-            "bf16, batch 256, compiled): 2,386 img/s (benchmarks/results/speed.json): about 3.0 h "
+            "bf16, batch 256, compiled): 2,431 img/s (benchmarks/results/speed.json): about 2.9 h "
             "per run on an H200 at that throughput (batch 64 runs slower), plus encoding the 30k "
             "images once and FID-50k."
         ),
@@ -377,8 +377,8 @@ _PRESETS: dict[str, dict] = {
         eval=dict(metric="inception", n=50_000, steps=_BUDGETS, seeds=(0,)),
         grid=dict(n=16, steps=(1, 2, 4, 128)),
         cost=(
-            "800,000 steps x 256 = 204.8M latents: about 24 h per run on one H200 at the measured "
-            "2,386 img/s of the DiT-B/2 shortcut step (benchmarks/results/speed.json), or torchrun "
+            "800,000 steps x 256 = 204.8M latents: about 23 h per run on one H200 at the measured "
+            "2,431 img/s of the DiT-B/2 shortcut step (benchmarks/results/speed.json), or torchrun "
             "over several GPUs; plus encoding 1.28M images once (latents cached as float16, about "
             "10.5 GB) and FID-50k."
         ),
