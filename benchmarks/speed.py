@@ -9,7 +9,7 @@ and 128 steps through ``shortcut_mini.sample`` against the forward-only time of 
 over the same images at its fastest (compiled, bf16, best batch size).
 
 MeanFlow's rows are timed once per attention kernel of its JVP (``--meanflow-attention``: "math",
-"matmul"); its "before" row is its step before the one-pass form (an eager JVP, then a compiled
+"matmul", or by default "auto", the kernel the trainer uses in each mode); its "before" row is its step before the one-pass form (an eager JVP, then a compiled
 forward pass), and its equality check compares the one-pass step with that two-pass step. The
 table ends with each MeanFlow step's cost in flow-matching steps of the same model and
 compilation (the target: at most 1.6).
@@ -38,8 +38,8 @@ import torch
 
 from shortcut_mini.capability import choose_precision
 from shortcut_mini.common import atomic_write_json, device_name, git_commit
-from shortcut_mini.models.dit import ATTENTION_KERNELS
 from shortcut_mini.objectives import OBJECTIVES
+from shortcut_mini.objectives.meanflow import JVP_ATTENTION
 from shortcut_mini.speed import drops_zero_products
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below
@@ -245,11 +245,11 @@ def train_configs(args, models, has_reference: bool):
         impls = ["project"] + ["reference"] * has_reference
         for impl in impls:
             methods = [m for m in args.methods if impl == "project" or m in REFERENCE_METHODS]
-            variants = list(speed_steps.method_variants(methods, args.meanflow_attention))
             for c in compiled:
                 modes = [args.compile_mode] if c else [None]
                 if c and model in args.cudagraphs_on:
                     modes.append("reduce-overhead")
+                variants = list(speed_steps.method_variants(methods, args.meanflow_attention, c))
                 for mode in modes:
                     for method, attention in variants:
                         yield impl, model, method, c, mode, attention
@@ -342,8 +342,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--meanflow-attention",
         nargs="+",
-        default=["math", "matmul"],
-        help="attention kernels of MeanFlow's JVP, each timed (shortcut_mini.models.dit)",
+        default=["auto"],
+        help="attention kernels of MeanFlow's JVP, each timed (shortcut_mini.models.dit); auto: "
+        "the trainer's (math compiled, matmul eager; the math kernel fails eagerly in bf16)",
     )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument(
@@ -386,9 +387,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = sorted(set(args.methods) - set(OBJECTIVES))
     if unknown:
         p.error(f"--methods: unknown {unknown}; registered: {sorted(OBJECTIVES)}")
-    bad_kernels = sorted(set(args.meanflow_attention) - set(ATTENTION_KERNELS))
+    bad_kernels = sorted(set(args.meanflow_attention) - set(JVP_ATTENTION))
     if bad_kernels:
-        p.error(f"--meanflow-attention: unknown {bad_kernels}; kernels: {list(ATTENTION_KERNELS)}")
+        p.error(f"--meanflow-attention: unknown {bad_kernels}; kernels: {list(JVP_ATTENTION)}")
     if args.smoke:
         args.models, args.batch, args.precision = list(SMOKE_SHAPES), 8, "fp32"
         args.compiled = "no" if args.compile_backend == "inductor" else args.compiled

@@ -133,7 +133,9 @@ def run_checks(args, device, results, budget) -> None:
     if compiled and args.check_model in args.cudagraphs_on:
         modes.append("reduce-overhead")
     for mode in modes:
-        for method, attention in speed_steps.method_variants(args.methods, args.meanflow_attention):
+        for method, attention in speed_steps.method_variants(
+            args.methods, args.meanflow_attention, compiled
+        ):
             kernel = f" attention {attention}" if attention else ""
             what = f"check {args.check_model} {method}{kernel} {mode or 'default'}"
             key = dict(method=method, attention=attention)

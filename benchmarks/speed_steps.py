@@ -26,7 +26,7 @@ from shortcut_mini.config import TrainConfig
 from shortcut_mini.data import ArrayDataset
 from shortcut_mini.levels import check_base_steps
 from shortcut_mini.objectives.base import ObjectiveOutput, TrainingTargets
-from shortcut_mini.objectives.meanflow import MeanFlow, adaptive_loss
+from shortcut_mini.objectives.meanflow import MeanFlow, adaptive_loss, jvp_attention
 from shortcut_mini.speed import compile_for_training, mark_step_begin
 from shortcut_mini.train.components import build_components
 from shortcut_mini.train.devices import autocast
@@ -105,11 +105,15 @@ class ProjectStep:
         self.log.log(step, 0.0, 0.0)  # what a log step does: one host sync, sums reset
 
 
-def method_variants(methods, attentions):
-    """``(method, attention)`` pairs: MeanFlow once per attention kernel of its JVP, every other
-    method once with ``None``."""
+def method_variants(methods, attentions, compiled: bool):
+    """``(method, attention)`` pairs of a compiled or eager step: MeanFlow once per attention
+    kernel of its JVP (``"auto"``: the kernel the trainer uses in that mode), every other method
+    once with ``None``."""
     for method in methods:
-        for attention in attentions if method == "meanflow" else [None]:
+        kernels = (
+            [jvp_attention(a, compiled) for a in attentions] if method == "meanflow" else [None]
+        )
+        for attention in dict.fromkeys(kernels):
             yield method, attention
 
 

@@ -122,6 +122,7 @@ def test_auto_attention_is_math_compiled_and_matmul_eagerly():
     assert jvp_attention("auto") == "matmul" and float(shift(x)[0]) == 2.0
     assert float(torch.compile(shift, backend="eager", fullgraph=True)(x)[0]) == 1.0
     assert [jvp_attention(k) for k in ("math", "matmul")] == ["math", "matmul"]
+    assert [jvp_attention("auto", compiled) for compiled in (True, False)] == ["math", "matmul"]
     with pytest.raises(ValueError, match="auto"):
         MeanFlow(attention="flash")
 

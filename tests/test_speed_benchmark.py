@@ -85,7 +85,8 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
     ref = tmp_path / "models.py"
     ref.write_text(STAND_IN)
     out = tmp_path / "speed.json"
-    doc = speed.main(["--smoke", "--out", str(out), "--reference", str(ref)])
+    kernels = ["--meanflow-attention", "math", "matmul"]  # both pass an eager fp32 step
+    doc = speed.main(["--smoke", "--out", str(out), "--reference", str(ref), *kernels])
     assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
     assert set(speed.SCHEMA_KEYS) <= set(doc) and doc["device"] == "cpu"
     assert doc["bf16_peak_tflops"] > 0 and not list(out.parent.glob(".*.tmp"))
@@ -133,6 +134,28 @@ def test_smoke_run_writes_the_schema_and_the_steps_agree(speed, tmp_path):
     text = speed.render(doc)
     assert "| dit-tiny | 1x8x8 | shortcut | reference | eager |" in text
     assert "| dit-tiny | eager, matmul attention | " in text  # MeanFlow in flow-matching steps
+
+
+def test_auto_attention_times_meanflow_with_the_trainers_kernel_in_each_mode(speed):
+    """By default MeanFlow is timed with the kernel the trainer uses: math compiled, matmul
+    eagerly (the math kernel's eager bf16 backward fails on a GPU); named kernels are timed in
+    every mode, each once."""
+
+    def kernels(*argv):
+        args = speed.parse_args(["--models", "dit-mini", "--methods", "meanflow", *argv])
+        return [(c, a) for _, _, _, c, _, a in speed.train_configs(args, args.models, False)]
+
+    assert kernels() == [(False, "matmul"), (True, "math"), (True, "math")]  # + CUDA graphs
+    argv = ["--cudagraphs-on"]
+    assert kernels(*argv) == [(False, "matmul"), (True, "math")]
+    assert kernels(*argv, "--meanflow-attention", "math", "matmul") == [
+        (c, a) for c in (False, True) for a in ("math", "matmul")
+    ]
+    assert kernels(*argv, "--meanflow-attention", "auto", "math", "--compiled", "yes") == [
+        (True, "math")
+    ]
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--meanflow-attention", "flash"])
 
 
 def test_check_fails_when_the_steps_differ(speed, tmp_path, monkeypatch):

@@ -114,13 +114,16 @@ JVP_ATTENTION = ("auto", *ATTENTION_KERNELS)
 """Choices of the attention kernel inside MeanFlow's JVP (``jvp_attention``)."""
 
 
-def jvp_attention(choice: str) -> str:
-    """The kernel of ``choice`` (one of ``JVP_ATTENTION``) here: ``"auto"`` is ``"math"``
-    while ``torch.compile`` traces (equal speed, and it passed every equality check on the GPU),
-    ``"matmul"`` eagerly (PyTorch's math kernel fails an eager backward on a GPU in bf16)."""
+def jvp_attention(choice: str, compiled: bool | None = None) -> str:
+    """The kernel of ``choice`` (one of ``JVP_ATTENTION``) in a JVP that runs compiled or not
+    (``compiled``; None: whether ``torch.compile`` traces it now): ``"auto"`` is ``"math"``
+    compiled (equal speed, and it passed every equality check on the GPU), ``"matmul"`` eagerly
+    (PyTorch's math kernel fails an eager backward on a GPU in bf16)."""
     if choice != "auto":
         return choice
-    return "math" if torch.compiler.is_compiling() else "matmul"
+    if compiled is None:
+        compiled = torch.compiler.is_compiling()
+    return "math" if compiled else "matmul"
 
 
 def check_attention(choice: str) -> None:
