@@ -112,7 +112,9 @@ def check_table(doc: dict) -> str:
 def meanflow_ratios(doc: dict) -> list[dict]:
     """Each MeanFlow row of the project's step against the flow-matching row of the same model
     and compilation (no variant): ``{"model", "how", "ratio"}``, ratio = seconds per MeanFlow step
-    over seconds per flow-matching step (the batch is the same)."""
+    over seconds per flow-matching step (the batch is the same). A row's ``part`` names the
+    machine of a resumed record that measured it (none: the first); ``how`` says where the two
+    rows come from different machines."""
     train = [e for e in doc.get("train", []) if e.get("impl") == "project"]
 
     def same(e):
@@ -123,10 +125,15 @@ def meanflow_ratios(doc: dict) -> list[dict]:
     for e in train:
         if e["method"] != "meanflow" or same(e) not in flow:
             continue
+        how, machines = _how(e), (flow[same(e)].get("part"), e.get("part"))
+        if machines[0] != machines[1]:  # a record resumed on another machine (``parts``)
+            first = (doc.get("parts") or [{}])[0].get("machine", "the first")
+            fm, mf = (m or first for m in machines)
+            how += f" (MeanFlow timed on machine {mf}, flow matching on {fm})"
         out.append(
             {
                 "model": e["model"],
-                "how": _how(e),
+                "how": how,
                 "ratio": flow[same(e)]["img_per_s"] / e["img_per_s"],
             }
         )

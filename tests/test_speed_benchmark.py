@@ -326,3 +326,29 @@ def test_meanflow_split_benchmark_times_both_passes_with_one_prediction(speed, t
     (case,) = json.loads(out.read_text())["cases"]
     assert case["jump_rows"] == 2 and case["every_row_ms"] > 0 and case["jumping_rows_ms"] > 0
     assert case["prediction_max_abs_diff"] < 1e-5
+
+
+def test_meanflow_ratio_says_when_its_rows_come_from_two_machines(speed):
+    """A record resumed on another machine (``parts``): a MeanFlow row measured there is compared
+    with the first machine's flow-matching row, and the table says so; rows of one machine not."""
+    import speed_table
+
+    def row(method, img_per_s, compiled, part=None):
+        mode = "reduce-overhead" if compiled else None
+        entry = dict(model="dit-b", method=method, impl="project", compiled=compiled)
+        entry |= dict(compile_mode=mode, img_per_s=img_per_s, attention=None, part=part)
+        return entry if part else {k: v for k, v in entry.items() if k != "part"}
+
+    doc = {
+        "parts": [{"machine": "A"}, {"machine": "B"}],
+        "train": [
+            row("flow_matching", 3000.0, False),
+            row("meanflow", 1500.0, False, part="B"),
+            row("flow_matching", 4000.0, True),
+            row("meanflow", 2000.0, True),
+        ],
+    }
+    ratios = speed_table.meanflow_ratios(doc)
+    assert [r["ratio"] for r in ratios] == [2.0, 2.0]
+    assert ratios[0]["how"].endswith("(MeanFlow timed on machine B, flow matching on A)")
+    assert "machine" not in ratios[1]["how"]
