@@ -9,10 +9,10 @@ and 128 steps through ``shortcut_mini.sample`` against the forward-only time of 
 over the same images at its fastest (compiled, bf16, best batch size).
 
 MeanFlow's rows are timed once per attention kernel of its JVP (``--meanflow-attention``: "math",
-"matmul", or by default "auto", the kernel the trainer uses in each mode); its "before" row is its step before the one-pass form (an eager JVP, then a compiled
-forward pass), and its equality check compares the one-pass step with that two-pass step. The
-table ends with each MeanFlow step's cost in flow-matching steps of the same model and
-compilation (the target: at most 1.6).
+"matmul", or by default "auto", the kernel the trainer uses in each mode); its "before" row is
+its step before the one-pass form (an eager JVP, then a compiled forward pass), and its equality
+check compares the one-pass step with that two-pass step. The table ends with each MeanFlow
+step's cost in flow-matching steps of the same model and compilation (the target: at most 1.6).
 
     PYTHONPATH=$PWD python benchmarks/speed.py --reference .carry/dit_models.py --budget-s 480
     PYTHONPATH=$PWD python benchmarks/speed.py --smoke      # a tiny CPU version, seconds
