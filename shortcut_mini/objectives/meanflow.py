@@ -173,7 +173,7 @@ class MeanFlowForward(nn.Module):
         jump, flow = [(x[r], t[r], d[r], None if y is None else y[r]) for r in rows]
         u_flow = self.net(*flow)
         if jumps == 0:
-            return u_flow, torch.zeros_like(u_flow).detach()
+            return u_flow, u_flow.new_zeros(u_flow.shape)
         u_jump, dudt = jvp(*jump, w[rows[0]])
         return torch.cat([u_jump, u_flow]), torch.cat([dudt, dudt.new_zeros(u_flow.shape)])
 
